@@ -1,0 +1,52 @@
+"""The command line every service process shares:
+
+    python -m bazaar.services.<name>            serve (the default)
+    python -m bazaar.services.<name> migrate    bring the database to the latest revision
+    python -m bazaar.services.<name> seed FILE  load demo data (idempotent)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from bazaar.platform.config import ConfigurationError, ServiceSettings
+from bazaar.platform.migrations import migrate
+from bazaar.platform.serving import start_process
+
+Seeder = Callable[[ServiceSettings, Path], Awaitable[str]]
+
+
+def run_service_cli(
+    settings_class: type[ServiceSettings],
+    serve: Callable[[ServiceSettings], None],
+    *,
+    migrations_dir: Path | None = None,
+    seed: Seeder | None = None,
+    argv: Sequence[str] | None = None,
+) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m bazaar.services.{settings_class.service_name}")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the service (default)")
+    if migrations_dir:
+        commands.add_parser("migrate", help="upgrade the database to the latest revision")
+    if seed:
+        seeding = commands.add_parser("seed", help="load demo data from a JSON file")
+        seeding.add_argument("file", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_class.load()
+    except ConfigurationError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+    start_process(settings)
+    if args.command == "migrate" and migrations_dir:
+        migrate(migrations_dir, settings.database_url)
+        print(f"{settings.service_name}: database at the latest revision")
+    elif args.command == "seed" and seed:
+        print(asyncio.run(seed(settings, args.file)))
+    else:
+        serve(settings)

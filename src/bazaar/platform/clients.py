@@ -1,0 +1,109 @@
+"""Resilient HTTP client for calls between services: timeouts, retries with exponential
+backoff and jitter (tenacity), and a circuit breaker per target (purgatory)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from bazaar.platform import metrics
+
+RETRYABLE_STATUS = frozenset({502, 503, 504})
+
+
+class UpstreamError(Exception):
+    """The neighbour could not be reached, or answered 5xx, after every retry."""
+
+
+class CircuitOpen(UpstreamError):
+    """The breaker is open: the call was not even tried."""
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, _RetryableStatus)
+
+
+class _RetryableStatus(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+class ResilientClient:
+    """One neighbour service. Non-idempotent calls must carry an `Idempotency-Key` to be
+    retried; the caller says so with `idempotent=True`."""
+
+    def __init__(
+        self,
+        service: str,
+        target: str,
+        base_url: str,
+        *,
+        timeout: float = 3.0,
+        attempts: int = 3,
+        breaker_threshold: int = 5,
+        breaker_ttl: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.service = service
+        self.target = target
+        self._attempts = attempts
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+        )
+        self._breakers = AsyncCircuitBreakerFactory(
+            default_threshold=breaker_threshold, default_ttl=breaker_ttl
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def breaker_is_open(self) -> bool:
+        breaker = await self._breakers.get_breaker(self.target)
+        return breaker.context.state == "opened"
+
+    async def request(
+        self, method: str, url: str, *, idempotent: bool | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Send with retries and the breaker; 4xx answers come back as they are."""
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
+        attempts = self._attempts if idempotent else 1
+        breaker = await self._breakers.get_breaker(self.target)
+        try:
+            async with breaker:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(attempts),
+                    wait=wait_exponential_jitter(initial=0.05, max=1.0),
+                    retry=retry_if_exception(_is_transient),
+                    reraise=True,
+                ):
+                    with attempt:
+                        response = await self._http.request(method, url, **kwargs)
+                        if response.status_code in RETRYABLE_STATUS:
+                            raise _RetryableStatus(response)
+        except _RetryableStatus as exc:
+            raise UpstreamError(f"{self.target} answered {exc.response.status_code}") from exc
+        except httpx.TransportError as exc:
+            raise UpstreamError(f"{self.target} unreachable: {type(exc).__name__}") from exc
+        except OpenedState as exc:
+            raise CircuitOpen(f"{self.target}: circuit breaker open") from exc
+        finally:
+            metrics.breaker_state.labels(self.service, self.target).set(
+                int(breaker.context.state == "opened")
+            )
+        return response

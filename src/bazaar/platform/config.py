@@ -1,0 +1,57 @@
+"""Settings shared by every service: 12-factor, from `BAZAAR_*` environment variables.
+
+Each service subclasses `ServiceSettings` with the fields it needs. The defaults are
+the embedded ones (SQLite files under `BAZAAR_HOME`, NATS on loopback), so a service
+runs on a laptop with no configuration at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigurationError(SystemExit):
+    """Raised at start-up when a setting is invalid; names the variable."""
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BAZAAR_", extra="ignore", frozen=True)
+
+    # Which service these settings belong to; subclasses set it.
+    service_name: ClassVar[str] = "service"
+
+    home: Path = Field(default=Path(".bazaar"), description="Data folder of the embedded mode.")
+    host: str = Field(default="127.0.0.1", description="Interface this service listens on.")
+    port: int = Field(default=0, ge=0, le=65535, description="Port; 0 picks a free one.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty: a SQLite file.")
+    broker_url: str = Field(default="nats://127.0.0.1:4222", description="nats://, amqp://, redis://")
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+    environment: str = Field(default="embedded", pattern="^(embedded|production|test)$")
+    jwks_url: str = Field(
+        default="http://127.0.0.1:8001/.well-known/jwks.json",
+        description="Where the auth service publishes its signing keys.",
+    )
+
+    @model_validator(mode="after")
+    def _default_database(self) -> ServiceSettings:
+        if not self.database_url:
+            path = (self.home / f"{self.service_name}.db").resolve()
+            object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{path}")
+        return self
+
+    @classmethod
+    def load(cls, **overrides: object) -> ServiceSettings:
+        """Read the environment; a bad value stops start-up with the variable's name."""
+        try:
+            return cls(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            lines = [f"invalid configuration for the {cls.service_name} service:"]
+            for error in exc.errors():
+                name = "BAZAAR_" + "_".join(str(p) for p in error["loc"]).upper()
+                lines.append(f"  {name}: {error['msg']} (got {error.get('input')!r})")
+            raise ConfigurationError("\n".join(lines)) from None

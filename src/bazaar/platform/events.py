@@ -1,0 +1,49 @@
+"""The event envelope (CloudEvents 1.0 shape) and the subjects events travel on."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EVENTS_STREAM = "BAZAAR_EVENTS"
+EVENTS_PREFIX = "bazaar.events."
+DEADLETTER_STREAM = "BAZAAR_DEADLETTER"
+DEADLETTER_PREFIX = "bazaar.deadletter."
+
+
+def event_subject(event_type: str) -> str:
+    """`order.paid` travels on `bazaar.events.order.paid`."""
+    return EVENTS_PREFIX + event_type
+
+
+def deadletter_subject(consumer: str, event_type: str) -> str:
+    return f"{DEADLETTER_PREFIX}{consumer}.{event_type}"
+
+
+class Envelope(BaseModel):
+    """A CloudEvents-shaped event: what every service publishes and consumes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    specversion: str = "1.0"
+    id: str = Field(min_length=1, max_length=64)
+    type: str = Field(min_length=1, max_length=100, pattern=r"^[a-z_]+(\.[a-z_]+)+$")
+    source: str = Field(min_length=1, max_length=200)
+    subject: str = Field(default="", max_length=200, description="The aggregate's id.")
+    time: datetime
+    datacontenttype: str = "application/json"
+    data: dict[str, Any]
+
+
+def new_event(event_type: str, source: str, data: dict[str, Any], subject: str = "") -> Envelope:
+    return Envelope(
+        id=str(uuid.uuid4()),
+        type=event_type,
+        source=f"/bazaar/{source}",
+        subject=subject,
+        time=datetime.now(UTC),
+        data=data,
+    )

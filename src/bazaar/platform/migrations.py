@@ -1,0 +1,69 @@
+"""Alembic, per service: each service keeps its revisions in `<service>/migrations/`.
+
+A service's `migrations/env.py` is one call to `run_alembic_env(metadata)`; `migrate()` is
+what the runner, the tests and `bazaar migrate` call to bring a database to head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData
+from sqlalchemy.engine import Connection
+
+from bazaar.platform import messaging_tables
+from bazaar.platform.db import create_engine
+
+
+def alembic_config(migrations_dir: Path, url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def migrate(migrations_dir: Path, url: str, revision: str = "head") -> None:
+    """Upgrade the database at `url` to `revision` (blocking; run it before serving)."""
+    command.upgrade(alembic_config(migrations_dir, url), revision)
+
+
+def run_alembic_env(metadata: MetaData) -> None:
+    """The body of every service's `migrations/env.py`."""
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url is set by alembic_config()"
+
+    def do_run(connection: Connection) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=[metadata, messaging_tables.metadata],
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run_async() -> None:
+        engine = create_engine(url)
+        async with engine.connect() as connection:
+            await connection.run_sync(do_run)
+        await engine.dispose()
+
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=[metadata, messaging_tables.metadata], literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(run_async())
+    else:  # called from inside a running loop (an async test): run on a fresh thread's loop
+        import threading
+
+        thread = threading.Thread(target=lambda: asyncio.run(run_async()))
+        thread.start()
+        thread.join()

@@ -1,0 +1,126 @@
+"""The transactional outbox: an event is a row written in the same transaction as the
+state change it reports; the relay publishes rows to the bus afterwards, in order.
+
+A row is marked published only after the broker acknowledged it, so a crash between the
+two publishes it again; consumers de-duplicate by event id (see `inbox`), and JetStream
+drops the second copy within its duplicate window too (`Nats-Msg-Id`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bazaar.platform import metrics
+from bazaar.platform.bus import Bus
+from bazaar.platform.db import Database
+from bazaar.platform.events import Envelope
+from bazaar.platform.logs import get_logger
+from bazaar.platform.messaging_tables import outbox
+
+log = get_logger(__name__)
+
+
+async def add_to_outbox(session: AsyncSession, *events: Envelope) -> None:
+    """Record events inside the caller's transaction."""
+    if not events:
+        return
+    now = datetime.now(UTC)
+    await session.execute(
+        insert(outbox),
+        [
+            {
+                "event_id": e.id,
+                "event_type": e.type,
+                "envelope": e.model_dump(mode="json"),
+                "created_at": now,
+            }
+            for e in events
+        ],
+    )
+
+
+class OutboxRelay:
+    """Publishes unpublished outbox rows; `wake()` after a commit cuts the wait to nothing."""
+
+    def __init__(
+        self, db: Database, bus: Bus, service: str, *, batch_size: int = 200, poll_seconds: float = 0.5
+    ) -> None:
+        self._db = db
+        self._bus = bus
+        self._service = service
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._service}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                published = await self.publish_pending()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker down, database busy: wait and try again
+                failures += 1
+                published = 0
+                log.warning("outbox relay failed", error=str(exc), attempt=failures)
+                await asyncio.sleep(min(0.2 * 2**failures, 5.0))
+                continue
+            if published < self._batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
+                self._wakeup.clear()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch in order; returns how many rows were published."""
+        async with self._db.transaction() as session:
+            query = (
+                select(outbox.c.seq, outbox.c.envelope)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.seq)
+                .limit(self._batch_size)
+            )
+            if not self._db.is_sqlite:
+                # Several replicas relay at once without publishing a row twice.
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.execute(query)).all()
+            done: list[int] = []
+            try:
+                for seq, envelope in rows:
+                    await self._bus.publish_event(Envelope.model_validate(envelope))
+                    done.append(seq)
+            finally:
+                if done:
+                    await session.execute(
+                        update(outbox)
+                        .where(outbox.c.seq.in_(done))
+                        .values(published_at=datetime.now(UTC))
+                    )
+                    metrics.outbox_published.labels(self._service).inc(len(done))
+        return len(done)
+
+    async def pending(self) -> int:
+        async with self._db.sessions() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+            )
+        metrics.outbox_pending.labels(self._service).set(count or 0)
+        return count or 0

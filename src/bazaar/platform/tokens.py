@@ -1,0 +1,156 @@
+"""JWT verification against the auth service's JWKS, as every service does it.
+
+RFC 8725: the algorithm list is pinned, every claim is required and checked, keys are
+found by `kid`, and an unknown `kid` refreshes the JWKS (at most once per interval, so a
+flood of forged kids cannot turn into a flood of fetches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+import jwt
+from fastapi import Depends, Request
+
+from bazaar.platform.problems import Problem
+
+ALGORITHMS = ["EdDSA"]
+ISSUER = "bazaar-auth"
+AUDIENCE = "bazaar"
+TOKEN_TYPE = "at+jwt"
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "nbf", "roles", "email"]
+
+
+class InvalidToken(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(401, detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as the token says."""
+
+    user_id: str
+    email: str
+    roles: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        jwks_url: str | None = None,
+        *,
+        jwks: dict[str, Any] | None = None,
+        issuer: str = ISSUER,
+        audience: str = AUDIENCE,
+        refresh_interval: float = 30.0,
+        leeway: float = 5.0,
+    ) -> None:
+        self._jwks_url = jwks_url
+        self._issuer = issuer
+        self._audience = audience
+        self._refresh_interval = refresh_interval
+        self._leeway = leeway
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._last_refresh = float("-inf")
+        self._lock = asyncio.Lock()
+        if jwks is not None:
+            self._load(jwks)
+
+    def _load(self, jwks: dict[str, Any]) -> None:
+        keys = {}
+        for data in jwks.get("keys", []):
+            if data.get("kid"):
+                keys[data["kid"]] = jwt.PyJWK(data)
+        self._keys = keys
+
+    async def _refresh(self) -> None:
+        if not self._jwks_url:
+            return
+        async with self._lock:
+            if time.monotonic() - self._last_refresh < self._refresh_interval:
+                return
+            self._last_refresh = time.monotonic()
+            async with httpx.AsyncClient(timeout=3.0) as client:
+                response = await client.get(self._jwks_url)
+                response.raise_for_status()
+                self._load(response.json())
+
+    async def _key_for(self, kid: str) -> jwt.PyJWK:
+        if kid not in self._keys:
+            try:
+                await self._refresh()
+            except httpx.HTTPError as exc:
+                raise Problem(503, f"cannot fetch signing keys: {type(exc).__name__}") from exc
+        key = self._keys.get(kid)
+        if key is None:
+            raise InvalidToken("token signed with an unknown key")
+        return key
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("malformed token") from exc
+        if header.get("alg") not in ALGORITHMS:
+            raise InvalidToken("token algorithm not accepted")
+        if header.get("typ") != TOKEN_TYPE:
+            raise InvalidToken("not an access token")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidToken("token has no key id")
+        key = await self._key_for(kid)
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=ALGORITHMS,
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidToken("token expired") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(f"invalid token: {exc}") from exc
+        roles = claims["roles"]
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise InvalidToken("invalid token: roles must be a list of strings")
+        return Principal(user_id=str(claims["sub"]), email=str(claims["email"]), roles=frozenset(roles))
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(
+            401, "missing bearer token: send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token.strip()
+
+
+async def current_user(request: Request) -> Principal:
+    """FastAPI dependency: the verified caller. The app keeps its verifier in
+    `app.state.token_verifier` (set by the service's bootstrap)."""
+    verifier: TokenVerifier = request.app.state.token_verifier
+    return await verifier.verify(bearer_token(request))
+
+
+async def current_admin(user: Annotated[Principal, Depends(current_user)]) -> Principal:
+    if not user.is_admin:
+        raise Problem(403, "this needs the admin role")
+    return user
+
+
+CurrentUser = Annotated[Principal, Depends(current_user)]
+AdminUser = Annotated[Principal, Depends(current_admin)]

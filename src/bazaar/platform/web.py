@@ -1,0 +1,174 @@
+"""The FastAPI app factory every HTTP service calls once.
+
+It gives each service the same outside: problem+json for every error (validation, 404,
+405, 500 included), an `X-Request-ID` on every response, `/healthz`, `/readyz`, `/metrics`,
+RED metrics per route, and a lifespan that starts and stops the service's resources.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bazaar.platform import metrics
+from bazaar.platform.logs import get_logger
+from bazaar.platform.problems import PROBLEM_JSON, Problem, problem_body
+
+log = get_logger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[object]]
+Resource = Callable[[FastAPI], AbstractAsyncContextManager[object]]
+
+
+def problem_response(
+    status: int, detail: str, instance: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, detail, instance=instance, **extra),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    errors = [
+        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()
+    ]
+    detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
+    return detail, errors
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return JSONResponse(
+            exc.body(request.url.path), status_code=exc.status, media_type=PROBLEM_JSON,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, errors = _describe_validation(exc)
+        return problem_response(422, detail, request.url.path, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such resource: {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}"
+        return problem_response(exc.status_code, detail, request.url.path, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", path=request.url.path)
+        return problem_response(500, "internal error; see the service log", request.url.path)
+
+
+class RequestContextMiddleware:
+    """Request id in and out, bound to every log line; RED metrics per route template."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = _route_template(scope)
+            method = scope["method"]
+            metrics.http_requests.labels(self.service, method, route, str(status)).inc()
+            metrics.http_latency.labels(self.service, method, route).observe(
+                time.perf_counter() - started
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _route_template(scope: Scope) -> str:
+    # The template, not the raw path, keeps the metric's label set small.
+    app = scope.get("app")
+    for route in getattr(getattr(app, "router", None), "routes", ()):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", "other"))
+    return "unmatched"
+
+
+def create_app(
+    service: str,
+    *,
+    title: str | None = None,
+    resources: Sequence[Resource] = (),
+    readiness: Sequence[ReadinessCheck] = (),
+    **fastapi_kwargs: Any,
+) -> FastAPI:
+    """An app with the platform's outside. `resources` are async context managers entered
+    at start-up in order (database, bus, background tasks) and left in reverse."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for resource in resources:
+                await stack.enter_async_context(resource(app))
+            log.info("service started", service=service)
+            yield
+        log.info("service stopped", service=service)
+
+    app = FastAPI(title=title or f"bazaar {service}", lifespan=lifespan, **fastapi_kwargs)
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, service=service)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Every dependency is reachable")
+    async def readyz() -> JSONResponse:
+        failures = []
+        for check in readiness:
+            try:
+                result = await check()
+                if result is False:
+                    failures.append(f"{check.__name__}: not ready")
+            except Exception as exc:
+                failures.append(f"{check.__name__}: {type(exc).__name__}: {exc}")
+        if failures:
+            return problem_response(503, "; ".join(failures), "/readyz")
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        body, content_type = metrics.render_latest()
+        return Response(body, media_type=content_type)
+
+    return app
