@@ -11,18 +11,24 @@ from bazaar.platform.config import ServiceSettings
 from bazaar.platform.logs import configure_logging
 
 
-def run_asgi(app: Any, settings: ServiceSettings) -> None:
-    """Serve an ASGI app until SIGINT/SIGTERM (uvicorn drains in-flight requests)."""
+def asgi_server(app: Any, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server that drains in-flight requests on SIGINT/SIGTERM. `await
+    server.serve()` runs it; a process serving gRPC too awaits both."""
     config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
+        host=host,
+        port=port,
         log_config=None,
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    asyncio.run(uvicorn.Server(config).serve())
+    return uvicorn.Server(config)
+
+
+def run_asgi(app: Any, settings: ServiceSettings) -> None:
+    """Serve an ASGI app on the settings' host and port until SIGINT/SIGTERM."""
+    asyncio.run(asgi_server(app, settings.host, settings.port).serve())
 
 
 def start_process(settings: ServiceSettings) -> None:
