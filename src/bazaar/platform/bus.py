@@ -54,7 +54,7 @@ def make_broker(url: str) -> NatsBroker:
         return NatsBroker(
             url.split(","),
             max_reconnect_attempts=-1,  # ride out broker restarts
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=1,
             logger=None,
         )
     raise ValueError(f"unsupported BAZAAR_BROKER_URL scheme {scheme!r}: use nats://")
@@ -134,7 +134,9 @@ class Bus:
         await msg.ack()
         return "ok"
 
-    async def _dead_letter(self, msg: NatsMessage, consumer: str, event_type: str, error: str) -> None:
+    async def _dead_letter(
+        self, msg: NatsMessage, consumer: str, event_type: str, error: str
+    ) -> None:
         log.error("event dead-lettered", consumer=consumer, event_type=event_type, error=error)
         await self.broker.publish(
             msg.body,
@@ -161,7 +163,9 @@ class Bus:
 
         self.broker.subscriber(subject, queue=f"{self.service}-rpc")(answer)
 
-    async def request(self, subject: str, payload: dict[str, Any], timeout: float = 2.0) -> Any:
+    async def request(
+        self, subject: str, payload: dict[str, Any], timeout: float = 2.0  # noqa: ASYNC109
+    ) -> Any:
         try:
             reply = await self.broker.request(json.dumps(payload), subject, timeout=timeout)
         except TimeoutError as exc:

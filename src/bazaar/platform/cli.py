@@ -1,8 +1,8 @@
 """The command line every service process shares:
 
-    python -m bazaar.services.<name>            serve (the default)
-    python -m bazaar.services.<name> migrate    bring the database to the latest revision
-    python -m bazaar.services.<name> seed FILE  load demo data (idempotent)
+python -m bazaar.services.<name>            serve (the default)
+python -m bazaar.services.<name> migrate    bring the database to the latest revision
+python -m bazaar.services.<name> seed FILE  load demo data (idempotent)
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from bazaar.platform.config import ConfigurationError, ServiceSettings
 from bazaar.platform.migrations import migrate
 from bazaar.platform.serving import start_process
 
-Seeder = Callable[[ServiceSettings, Path], Awaitable[str]]
+Seeder = Callable[[ServiceSettings, Path], Coroutine[Any, Any, str]]
 
 
 def run_service_cli(
@@ -28,7 +29,9 @@ def run_service_cli(
     seed: Seeder | None = None,
     argv: Sequence[str] | None = None,
 ) -> None:
-    parser = argparse.ArgumentParser(prog=f"python -m bazaar.services.{settings_class.service_name}")
+    parser = argparse.ArgumentParser(
+        prog=f"python -m bazaar.services.{settings_class.service_name}"
+    )
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="run the service (default)")
     if migrations_dir:

@@ -28,7 +28,9 @@ class ServiceSettings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Interface this service listens on.")
     port: int = Field(default=0, ge=0, le=65535, description="Port; 0 picks a free one.")
     database_url: str = Field(default="", description="SQLAlchemy URL; empty: a SQLite file.")
-    broker_url: str = Field(default="nats://127.0.0.1:4222", description="nats://, amqp://, redis://")
+    broker_url: str = Field(
+        default="nats://127.0.0.1:4222", description="nats://, amqp://, redis://"
+    )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     log_format: str = Field(default="json", pattern="^(json|console)$")
     environment: str = Field(default="embedded", pattern="^(embedded|production|test)$")

@@ -20,7 +20,9 @@ messages_handled = Counter(
     "bazaar_messages_total", "Bus messages consumed", ["service", "subject", "outcome"]
 )
 message_latency = Histogram(
-    "bazaar_message_seconds", "Bus message handling time", ["service", "subject"],
+    "bazaar_message_seconds",
+    "Bus message handling time",
+    ["service", "subject"],
     buckets=LATENCY_BUCKETS,
 )
 outbox_pending = Gauge("bazaar_outbox_pending", "Outbox rows not yet published", ["service"])

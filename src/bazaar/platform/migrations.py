@@ -31,15 +31,17 @@ def migrate(migrations_dir: Path, url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(migrations_dir, url), revision)
 
 
-def run_alembic_env(metadata: MetaData) -> None:
-    """The body of every service's `migrations/env.py`."""
+def run_alembic_env(metadata: MetaData, *, messaging: bool = True) -> None:
+    """The body of every service's `migrations/env.py`. `messaging` adds the outbox and
+    inbox tables, which every service that publishes or consumes events needs."""
+    targets = [metadata, messaging_tables.metadata] if messaging else [metadata]
     url = context.config.get_main_option("sqlalchemy.url")
     assert url, "sqlalchemy.url is set by alembic_config()"
 
     def do_run(connection: Connection) -> None:
         context.configure(
             connection=connection,
-            target_metadata=[metadata, messaging_tables.metadata],
+            target_metadata=targets,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
         )
@@ -53,7 +55,7 @@ def run_alembic_env(metadata: MetaData) -> None:
         await engine.dispose()
 
     if context.is_offline_mode():
-        context.configure(url=url, target_metadata=[metadata, messaging_tables.metadata], literal_binds=True)
+        context.configure(url=url, target_metadata=targets, literal_binds=True)
         with context.begin_transaction():
             context.run_migrations()
         return

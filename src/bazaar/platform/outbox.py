@@ -48,7 +48,13 @@ class OutboxRelay:
     """Publishes unpublished outbox rows; `wake()` after a commit cuts the wait to nothing."""
 
     def __init__(
-        self, db: Database, bus: Bus, service: str, *, batch_size: int = 200, poll_seconds: float = 0.5
+        self,
+        db: Database,
+        bus: Bus,
+        service: str,
+        *,
+        batch_size: int = 200,
+        poll_seconds: float = 0.5,
     ) -> None:
         self._db = db
         self._bus = bus

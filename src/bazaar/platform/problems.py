@@ -12,8 +12,14 @@ class Problem(Exception):
     """Raise from any layer to answer with a problem+json of this status and detail."""
 
     def __init__(
-        self, status: int, detail: str, *, title: str | None = None, type_: str = "about:blank",
-        headers: dict[str, str] | None = None, **extra: Any,
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        type_: str = "about:blank",
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -28,8 +34,12 @@ class Problem(Exception):
 
 
 def problem_body(
-    status: int, detail: str, title: str | None = None, type_: str = "about:blank",
-    instance: str | None = None, **extra: Any,
+    status: int,
+    detail: str,
+    title: str | None = None,
+    type_: str = "about:blank",
+    instance: str | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": type_,

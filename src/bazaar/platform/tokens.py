@@ -125,7 +125,9 @@ class TokenVerifier:
         roles = claims["roles"]
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise InvalidToken("invalid token: roles must be a list of strings")
-        return Principal(user_id=str(claims["sub"]), email=str(claims["email"]), roles=frozenset(roles))
+        return Principal(
+            user_id=str(claims["sub"]), email=str(claims["email"]), roles=frozenset(roles)
+        )
 
 
 def bearer_token(request: Request) -> str:
@@ -133,7 +135,8 @@ def bearer_token(request: Request) -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Problem(
-            401, "missing bearer token: send 'Authorization: Bearer <token>'",
+            401,
+            "missing bearer token: send 'Authorization: Bearer <token>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return token.strip()

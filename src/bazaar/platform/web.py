@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -32,7 +32,11 @@ Resource = Callable[[FastAPI], AbstractAsyncContextManager[object]]
 
 
 def problem_response(
-    status: int, detail: str, instance: str, headers: dict[str, str] | None = None, **extra: Any
+    status: int,
+    detail: str,
+    instance: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     return JSONResponse(
         problem_body(status, detail, instance=instance, **extra),
@@ -44,7 +48,8 @@ def problem_response(
 
 def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
     errors = [
-        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()
+        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors()
     ]
     detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
     return detail, errors
@@ -54,7 +59,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return JSONResponse(
-            exc.body(request.url.path), status_code=exc.status, media_type=PROBLEM_JSON,
+            exc.body(request.url.path),
+            status_code=exc.status,
+            media_type=PROBLEM_JSON,
             headers=exc.headers,
         )
 

@@ -1,0 +1,3 @@
+from bazaar.services.payment.bootstrap import main
+
+main()

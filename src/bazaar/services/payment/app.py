@@ -1,0 +1,108 @@
+"""HTTP entrypoints: turn a request into a call of the service layer, and back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from bazaar.platform.db import Database
+from bazaar.platform.problems import Conflict, NotFound, Problem
+from bazaar.services.payment import domain, handlers
+from bazaar.services.payment.domain import Payment, PaymentStatus, ProcessorMode
+from bazaar.services.payment.handlers import Processor
+
+router = APIRouter(prefix="/internal", tags=["payments"])
+
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+class PaymentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: Id
+    amount_cents: int = Field(ge=0, le=100_000_000)
+
+
+class PaymentPublic(BaseModel):
+    payment_id: str
+    order_id: str
+    amount_cents: int
+    status: PaymentStatus
+    created_at: datetime
+    refunded_at: datetime | None
+
+    @classmethod
+    def of(cls, payment: Payment) -> PaymentPublic:
+        return cls(**payment.__dict__)
+
+
+class ModePublic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: ProcessorMode
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_processor(request: Request) -> Processor:
+    return request.app.state.processor
+
+
+DatabaseDep = Annotated[Database, Depends(get_db)]
+ProcessorDep = Annotated[Processor, Depends(get_processor)]
+IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
+
+
+def _unavailable(exc: Exception) -> Problem:
+    return Problem(503, str(exc), headers={"Retry-After": "1"})
+
+
+@router.post("/payments", status_code=201, response_model=PaymentPublic)
+async def create_payment(
+    body: PaymentCreate, key: IdempotencyKey, db: DatabaseDep, processor: ProcessorDep
+) -> PaymentPublic:
+    command = handlers.Charge(body.order_id, body.amount_cents, key)
+    try:
+        payment = await handlers.charge(db, processor, command)
+    except domain.ProcessorUnavailable as exc:
+        raise _unavailable(exc) from exc
+    except domain.IdempotencyMismatch as exc:
+        raise Conflict(str(exc)) from exc
+    return PaymentPublic.of(payment)
+
+
+@router.post("/payments/{order_id}/refund", response_model=PaymentPublic)
+async def refund_payment(order_id: Id, db: DatabaseDep, processor: ProcessorDep) -> PaymentPublic:
+    try:
+        payment = await handlers.refund(db, processor, order_id)
+    except domain.ProcessorUnavailable as exc:
+        raise _unavailable(exc) from exc
+    except domain.NotRefundable as exc:
+        raise Conflict(str(exc)) from exc
+    if payment is None:
+        raise NotFound(f"no payment for order {order_id}")
+    return PaymentPublic.of(payment)
+
+
+@router.get("/payments/{order_id}", response_model=PaymentPublic)
+async def get_payment(order_id: Id, db: DatabaseDep) -> PaymentPublic:
+    payment = await handlers.find(db, order_id)
+    if payment is None:
+        raise NotFound(f"no payment for order {order_id}")
+    return PaymentPublic.of(payment)
+
+
+@router.get("/mode", response_model=ModePublic)
+async def get_mode(processor: ProcessorDep) -> ModePublic:
+    return ModePublic(mode=processor.mode)
+
+
+@router.put("/mode", response_model=ModePublic)
+async def set_mode(body: ModePublic, processor: ProcessorDep) -> ModePublic:
+    processor.mode = body.mode
+    return ModePublic(mode=processor.mode)

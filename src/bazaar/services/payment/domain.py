@@ -1,0 +1,71 @@
+"""The payment rules, free of I/O: what a charge or a refund does in each processor mode."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+
+class ProcessorMode(enum.StrEnum):
+    OK = "ok"
+    DECLINE = "decline"
+    SLOW = "slow"
+    OUTAGE = "outage"
+
+
+class PaymentStatus(enum.StrEnum):
+    CAPTURED = "captured"
+    DECLINED = "declined"
+    REFUNDED = "refunded"
+
+
+class ProcessorUnavailable(Exception):
+    """The simulated processor is down (outage mode): nothing was charged."""
+
+
+class NotRefundable(Exception):
+    pass
+
+
+class IdempotencyMismatch(Exception):
+    """The same Idempotency-Key came back with a different request."""
+
+
+@dataclass(frozen=True)
+class Payment:
+    payment_id: str
+    order_id: str
+    amount_cents: int
+    status: PaymentStatus
+    created_at: datetime
+    refunded_at: datetime | None = None
+
+
+def charge_outcome(mode: ProcessorMode) -> PaymentStatus:
+    if mode is ProcessorMode.OUTAGE:
+        raise ProcessorUnavailable("the payment processor is unavailable")
+    if mode is ProcessorMode.DECLINE:
+        return PaymentStatus.DECLINED
+    return PaymentStatus.CAPTURED
+
+
+def check_replay(existing: Payment, order_id: str, amount_cents: int) -> Payment:
+    """A replayed charge must be the same charge; then it gets the first answer."""
+    if existing.order_id != order_id or existing.amount_cents != amount_cents:
+        raise IdempotencyMismatch(
+            f"Idempotency-Key already used for order {existing.order_id} "
+            f"({existing.amount_cents} cents)"
+        )
+    return existing
+
+
+def refund(payment: Payment, mode: ProcessorMode, now: datetime) -> Payment:
+    """Refunding twice is a no-op; a declined charge has nothing to refund."""
+    if payment.status is PaymentStatus.REFUNDED:
+        return payment
+    if payment.status is PaymentStatus.DECLINED:
+        raise NotRefundable(f"payment for order {payment.order_id} was declined; nothing to refund")
+    if mode is ProcessorMode.OUTAGE:
+        raise ProcessorUnavailable("the payment processor is unavailable")
+    return replace(payment, status=PaymentStatus.REFUNDED, refunded_at=now)

@@ -1,0 +1,43 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from bazaar.services.payment import domain
+from bazaar.services.payment.domain import Payment, PaymentStatus, ProcessorMode
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def a_payment(status: PaymentStatus = PaymentStatus.CAPTURED) -> Payment:
+    return Payment("p1", "o1", 500, status, NOW)
+
+
+@pytest.mark.parametrize(
+    ("mode", "status"),
+    [
+        (ProcessorMode.OK, PaymentStatus.CAPTURED),
+        (ProcessorMode.SLOW, PaymentStatus.CAPTURED),
+        (ProcessorMode.DECLINE, PaymentStatus.DECLINED),
+    ],
+)
+def test_charge_outcome_follows_the_mode(mode: ProcessorMode, status: PaymentStatus) -> None:
+    assert domain.charge_outcome(mode) is status
+
+
+def test_an_outage_charges_nothing() -> None:
+    with pytest.raises(domain.ProcessorUnavailable):
+        domain.charge_outcome(ProcessorMode.OUTAGE)
+
+
+def test_a_replay_must_be_the_same_charge() -> None:
+    assert domain.check_replay(a_payment(), "o1", 500) == a_payment()
+    with pytest.raises(domain.IdempotencyMismatch):
+        domain.check_replay(a_payment(), "o1", 501)
+
+
+def test_refund_is_idempotent_and_refuses_declined_charges() -> None:
+    refunded = domain.refund(a_payment(), ProcessorMode.OK, NOW)
+    assert refunded.status is PaymentStatus.REFUNDED
+    assert domain.refund(refunded, ProcessorMode.OUTAGE, NOW) == refunded
+    with pytest.raises(domain.NotRefundable):
+        domain.refund(a_payment(PaymentStatus.DECLINED), ProcessorMode.OK, NOW)
