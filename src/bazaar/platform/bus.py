@@ -15,6 +15,7 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+from nats.errors import NotJSMessageError
 from pydantic import ValidationError
 
 from bazaar.platform import metrics
@@ -179,6 +180,9 @@ class Bus:
 
 
 def _delivery_count(msg: NatsMessage) -> int:
-    metadata = getattr(msg.raw_message, "metadata", None)
+    try:
+        metadata = msg.raw_message.metadata
+    except (AttributeError, NotJSMessageError):  # a core NATS message (the in-memory test broker)
+        return 1
     sequence = getattr(metadata, "num_delivered", None)
     return int(sequence) if sequence else 1
