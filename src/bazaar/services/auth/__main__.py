@@ -1,0 +1,3 @@
+from bazaar.services.auth.bootstrap import main
+
+main()

@@ -1,0 +1,108 @@
+"""The composition root: settings in, a ready app out. Tests pass their own `db` and a
+cheaper `passwords`.
+
+    python -m bazaar.services.auth [serve]       waitress on BAZAAR_HOST:BAZAAR_PORT
+    python -m bazaar.services.auth migrate       the database to the latest revision
+    python -m bazaar.services.auth seed FILE     {"admins": [{email, password, name}]}
+    python -m bazaar.services.auth rotate-keys   a new signing key; retire expired ones
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from flask import Flask
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
+
+from bazaar.platform.cli import run_service_cli
+from bazaar.platform.config import ConfigurationError, ServiceSettings
+from bazaar.platform.flaskapp import SyncDatabase, create_flask_app, run_wsgi
+from bazaar.platform.serving import start_process
+from bazaar.services.auth import app as entrypoints
+from bazaar.services.auth import handlers
+from bazaar.services.auth.passwords import Passwords
+from bazaar.services.auth.schemas import SeedFile
+from bazaar.services.auth.settings import AuthSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build_app(
+    settings: AuthSettings,
+    *,
+    db: SyncDatabase | None = None,
+    passwords: Passwords | None = None,
+) -> Flask:
+    database = db or SyncDatabase(settings.database_url)
+    _ensure_signing_key(database)
+
+    def signing_keys() -> bool:
+        return bool(handlers.jwks(database)["keys"])
+
+    app = create_flask_app("auth", readiness=[signing_keys])
+    entrypoints.install(app, entrypoints.Dependencies(database, passwords or Passwords()))
+    return app
+
+
+def _ensure_signing_key(database: SyncDatabase) -> None:
+    try:
+        handlers.ensure_signing_key(database)
+    except DBAPIError as exc:
+        raise ConfigurationError(
+            f"auth: cannot prepare a signing key ({type(exc.orig).__name__}: {exc.orig}); "
+            "is the database reachable and migrated (`python -m bazaar.services.auth migrate`)?"
+        ) from None
+
+
+def serve(settings: ServiceSettings) -> None:
+    assert isinstance(settings, AuthSettings)
+    database = SyncDatabase(settings.database_url)
+    app = build_app(settings, db=database)
+    run_wsgi(app, settings, threads=settings.http_threads, on_stop=database.dispose)
+
+
+def seed_file(settings: AuthSettings, file: Path, *, passwords: Passwords | None = None) -> str:
+    """Create the admins listed in `file` that do not exist yet."""
+    try:
+        seed = SeedFile.model_validate(json.loads(file.read_text(encoding="utf-8")))
+    except (OSError, ValueError, ValidationError) as exc:
+        raise ConfigurationError(f"auth: cannot seed from {file}: {exc}") from None
+    database = SyncDatabase(settings.database_url)
+    try:
+        admins = [handlers.Signup(a.email, a.password, a.name) for a in seed.admins]
+        created, present = handlers.seed_admins(database, passwords or Passwords(), admins)
+    finally:
+        database.dispose()
+    return f"auth: {created} admin(s) created, {present} already present"
+
+
+async def seed(settings: ServiceSettings, file: Path) -> str:
+    assert isinstance(settings, AuthSettings)
+    return await asyncio.to_thread(seed_file, settings, file)
+
+
+def rotate_keys(settings: AuthSettings) -> str:
+    database = SyncDatabase(settings.database_url)
+    try:
+        rotation = handlers.rotate_keys(database)
+    finally:
+        database.dispose()
+    retired = ", ".join(rotation.retired_kids) or "none"
+    return f"auth: new signing key {rotation.new_kid}; retired: {retired}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["rotate-keys"]:
+        # The shared CLI knows serve, migrate and seed; this one is auth's own.
+        settings = AuthSettings.load()
+        assert isinstance(settings, AuthSettings)
+        start_process(settings)
+        print(rotate_keys(settings))
+        return
+    run_service_cli(AuthSettings, serve, migrations_dir=MIGRATIONS, seed=seed, argv=args)
