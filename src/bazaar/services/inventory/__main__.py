@@ -1,0 +1,5 @@
+"""`python -m bazaar.services.inventory [serve|migrate|seed FILE]`"""
+
+from bazaar.services.inventory.bootstrap import main
+
+main()

@@ -1,0 +1,230 @@
+"""The inventory's tables and the repository that maps them to the domain.
+
+Concurrency: every change runs in one `Database.transaction()`. On SQLite the platform
+begins it IMMEDIATE, so writers run one after another and each reads the latest commit.
+On PostgreSQL the repository locks what it reads for a change (SELECT ... FOR UPDATE),
+stock always in product_id order, so two orders touching the same products wait for each
+other instead of deadlocking or overselling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bazaar.platform.db import UtcDateTime
+from bazaar.services.inventory.domain import (
+    Adjustment,
+    Line,
+    Reservation,
+    ReservationState,
+    Stock,
+)
+
+metadata = MetaData()
+
+stock_table = Table(
+    "stock",
+    metadata,
+    Column("product_id", String(100), primary_key=True),
+    Column("on_hand", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    # The database refuses an oversell even if a bug in the code above tried one.
+    CheckConstraint("reserved >= 0 AND on_hand >= reserved", name="ck_stock_not_oversold"),
+)
+
+reservations_table = Table(
+    "reservations",
+    metadata,
+    Column("order_id", String(100), primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("short_product_ids", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+reservation_lines_table = Table(
+    "reservation_lines",
+    metadata,
+    Column(
+        "order_id",
+        String(100),
+        ForeignKey("reservations.order_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("product_id", String(100), primary_key=True),
+    Column("line_no", Integer, nullable=False),
+    Column("qty", Integer, nullable=False),
+)
+
+adjustments_table = Table(
+    "stock_adjustments",
+    metadata,
+    Column("request_id", String(100), primary_key=True),
+    Column("product_id", String(100), nullable=False),
+    Column("delta", Integer, nullable=False),
+    # The level the adjustment produced: a retry gets the same answer.
+    Column("on_hand", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class InventoryRepository:
+    """Loads and saves stock, reservations and adjustments inside one session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._stored: set[str] = set()  # products whose stock row exists: update, not insert
+
+    # --- stock ---
+
+    async def stock_for_update(self, product_ids: Iterable[str]) -> dict[str, Stock]:
+        """The stock of these products (the unknown ones left out), locked for this
+        transaction in product_id order."""
+        query = (
+            select(stock_table)
+            .where(stock_table.c.product_id.in_(sorted(set(product_ids))))
+            .order_by(stock_table.c.product_id)
+            .with_for_update()
+        )
+        found = {row.product_id: _stock(row) for row in await self._session.execute(query)}
+        self._stored.update(found)
+        return found
+
+    async def stock_levels(self, product_ids: Iterable[str] = ()) -> list[Stock]:
+        """Unlocked read, in product_id order; no ids: every product."""
+        query = select(stock_table).order_by(stock_table.c.product_id)
+        wanted = set(product_ids)
+        if wanted:
+            query = query.where(stock_table.c.product_id.in_(sorted(wanted)))
+        return [_stock(row) for row in await self._session.execute(query)]
+
+    async def save_stock(self, stock: Stock) -> None:
+        values = {
+            "on_hand": stock.on_hand,
+            "reserved": stock.reserved,
+            "version": stock.version,
+            "updated_at": _now(),
+        }
+        if stock.product_id in self._stored:
+            await self._session.execute(
+                update(stock_table)
+                .where(stock_table.c.product_id == stock.product_id)
+                .values(**values)
+            )
+        else:
+            await self._session.execute(
+                insert(stock_table).values(product_id=stock.product_id, **values)
+            )
+            self._stored.add(stock.product_id)
+
+    # --- reservations ---
+
+    async def reservation_for_update(self, order_id: str) -> Reservation | None:
+        row = (
+            await self._session.execute(
+                select(reservations_table)
+                .where(reservations_table.c.order_id == order_id)
+                .with_for_update()
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        lines = await self._session.execute(
+            select(reservation_lines_table.c.product_id, reservation_lines_table.c.qty)
+            .where(reservation_lines_table.c.order_id == order_id)
+            .order_by(reservation_lines_table.c.line_no)
+        )
+        return Reservation(
+            order_id=row.order_id,
+            state=ReservationState(row.state),
+            lines=tuple(Line(product_id, qty) for product_id, qty in lines),
+            short_product_ids=tuple(row.short_product_ids),
+        )
+
+    async def add_reservation(self, reservation: Reservation) -> None:
+        now = _now()
+        await self._session.execute(
+            insert(reservations_table).values(
+                order_id=reservation.order_id,
+                state=reservation.state.value,
+                short_product_ids=list(reservation.short_product_ids),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await self._session.execute(
+            insert(reservation_lines_table),
+            [
+                {
+                    "order_id": reservation.order_id,
+                    "product_id": line.product_id,
+                    "line_no": number,
+                    "qty": line.qty,
+                }
+                for number, line in enumerate(reservation.lines)
+            ],
+        )
+
+    async def save_reservation_state(self, reservation: Reservation) -> None:
+        await self._session.execute(
+            update(reservations_table)
+            .where(reservations_table.c.order_id == reservation.order_id)
+            .values(state=reservation.state.value, updated_at=_now())
+        )
+
+    # --- adjustments ---
+
+    async def adjustment(self, request_id: str) -> Adjustment | None:
+        row = (
+            await self._session.execute(
+                select(adjustments_table).where(adjustments_table.c.request_id == request_id)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        result = Stock(row.product_id, row.on_hand, row.reserved, row.version)
+        return Adjustment(row.request_id, row.product_id, row.delta, result)
+
+    async def add_adjustment(self, adjustment: Adjustment) -> None:
+        result = adjustment.result
+        await self._session.execute(
+            insert(adjustments_table).values(
+                request_id=adjustment.request_id,
+                product_id=adjustment.product_id,
+                delta=adjustment.delta,
+                on_hand=result.on_hand,
+                reserved=result.reserved,
+                version=result.version,
+                created_at=_now(),
+            )
+        )
+
+
+def _stock(row: Row[Any]) -> Stock:
+    return Stock(row.product_id, row.on_hand, row.reserved, row.version)
