@@ -16,6 +16,7 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from nats.errors import NotJSMessageError
+from nats.aio.client import Client as NatsClient
 from pydantic import ValidationError
 
 from bazaar.platform import metrics
@@ -76,6 +77,11 @@ class Bus:
 
     async def start(self) -> None:
         await self.broker.start()
+        connection = getattr(self.broker, "_connection", None)
+        if isinstance(connection, NatsClient):  # not under TestNatsBroker
+            # Subscriptions are live on the server once start() returns: no request sent
+            # right after finds "no responders".
+            await connection.flush()
 
     async def stop(self) -> None:
         await self.broker.stop()
@@ -96,7 +102,8 @@ class Bus:
         """Deliver every `event_type` event to `handler`, at least once, across restarts.
 
         `consumer` names the durable subscription: replicas of one service share it, so
-        each event is handled by one of them.
+        each event is handled by one of them. Events of a fetched batch are handled
+        concurrently, so handlers must not rely on delivery order (events carry versions).
         """
         subject = event_subject(event_type)
         durable = f"{consumer}-{event_type}".replace(".", "-")

@@ -12,7 +12,8 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from bazaar.platform import metrics
@@ -88,7 +89,7 @@ class ResilientClient:
             async with breaker:
                 async for attempt in AsyncRetrying(
                     stop=stop_after_attempt(attempts),
-                    wait=wait_exponential_jitter(initial=0.05, max=1.0),
+                    wait=wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05),
                     retry=retry_if_exception(_is_transient),
                     reraise=True,
                 ):

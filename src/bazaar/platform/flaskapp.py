@@ -32,7 +32,7 @@ from werkzeug.exceptions import HTTPException
 
 from bazaar.platform import metrics
 from bazaar.platform.config import ServiceSettings
-from bazaar.platform.db import _tune_sqlite
+from bazaar.platform.db import _begin_immediate, _tune_sqlite
 from bazaar.platform.logs import get_logger
 from bazaar.platform.problems import PROBLEM_JSON, Problem, problem_body
 
@@ -41,7 +41,7 @@ log = get_logger(__name__)
 Model = TypeVar("Model", bound=BaseModel)
 ReadinessCheck = Callable[[], object]
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def problem_response(
@@ -136,7 +136,7 @@ def _install_request_context(app: Flask, service: str) -> None:
     @app.before_request
     def _start() -> None:
         offered = request.headers.get("X-Request-ID", "")
-        g.request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+        g.request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
         g.started = time.perf_counter()
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
 
@@ -254,7 +254,9 @@ def _create_engine(url: str, **kwargs: Any) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_sync_engine(url, **kwargs)
+        # The same tuning and the same BEGIN IMMEDIATE units of work as the async engine.
         event.listen(engine, "connect", _tune_sqlite)
+        event.listen(engine, "begin", _begin_immediate)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("pool_pre_ping", True)

@@ -1,0 +1,98 @@
+"""The bus against a real nats-server with JetStream."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bazaar.platform.bus import BadRequest, Bus, RemoteError
+from bazaar.platform.events import DEADLETTER_STREAM, Envelope, new_event
+from bazaar.platform.testing import NatsServer
+
+
+async def eventually(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def buses(nats: NatsServer) -> AsyncIterator[tuple[Bus, Bus]]:
+    producer, consumer = Bus(nats.url, "producer"), Bus(nats.url, "consumer", max_deliveries=3)
+    yield producer, consumer
+    await consumer.stop()
+    await producer.stop()
+
+
+async def test_an_event_reaches_its_consumer_once(buses: tuple[Bus, Bus]) -> None:
+    producer, consumer = buses
+    seen: list[Envelope] = []
+
+    async def handle(event: Envelope) -> None:
+        seen.append(event)
+
+    consumer.on_event("order.paid", "consumer", handle)
+    await producer.start()
+    await consumer.start()
+    event = new_event("order.paid", "producer", {"order_id": "o1"}, subject="o1")
+    await producer.publish_event(event)
+    await producer.publish_event(event)  # JetStream drops the copy by Nats-Msg-Id
+    await eventually(lambda: len(seen) >= 1)
+    await asyncio.sleep(0.3)
+    assert [e.id for e in seen] == [event.id]
+    assert seen[0].data == {"order_id": "o1"}
+
+
+async def test_poison_messages_are_dead_lettered_and_consumption_goes_on(
+    buses: tuple[Bus, Bus],
+) -> None:
+    producer, consumer = buses
+    handled: list[str] = []
+
+    async def handle(event: Envelope) -> None:
+        if event.data.get("poison"):
+            raise RuntimeError("cannot handle this one")
+        handled.append(event.id)
+
+    consumer.on_event("order.created", "consumer", handle)
+    await producer.start()
+    await consumer.start()
+    await producer.broker.publish(b"{not json", "bazaar.events.order.created", stream="BAZAAR_EVENTS")
+    await producer.publish_event(new_event("order.created", "producer", {"poison": True}))
+    good = new_event("order.created", "producer", {"fine": True})
+    await producer.publish_event(good)
+    await eventually(lambda: good.id in handled)
+    js = producer.broker.connection.jetstream()
+
+    async def dead_letters() -> int:
+        return (await js.stream_info(DEADLETTER_STREAM)).state.messages
+
+    deadline = asyncio.get_running_loop().time() + 15
+    while await dead_letters() < 2:
+        assert asyncio.get_running_loop().time() < deadline, "poison not dead-lettered"
+        await asyncio.sleep(0.1)
+    message = await js.get_last_msg(DEADLETTER_STREAM, "bazaar.deadletter.consumer.order.created")
+    assert message.headers and "cannot handle this one" in message.headers["x-error"]
+    assert handled == [good.id]
+
+
+async def test_request_reply_answers_and_reports_errors(buses: tuple[Bus, Bus]) -> None:
+    caller, answerer = buses
+
+    async def double(payload: dict[str, object]) -> dict[str, object]:
+        value = payload.get("x")
+        if not isinstance(value, int):
+            raise BadRequest("x must be an integer")
+        return {"doubled": value * 2}
+
+    answerer.on_request("bazaar.rpc.test.double", double)
+    await caller.start()
+    await answerer.start()
+    assert await caller.request("bazaar.rpc.test.double", {"x": 21}) == {"doubled": 42}
+    with pytest.raises(RemoteError) as refused:
+        await caller.request("bazaar.rpc.test.double", {"x": "many"})
+    assert refused.value.code == "bad_request"
+    with pytest.raises(RemoteError) as nobody:
+        await caller.request("bazaar.rpc.nobody.home", {}, timeout=0.3)
+    assert nobody.value.code in {"timeout", "unavailable"}
