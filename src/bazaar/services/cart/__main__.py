@@ -1,0 +1,3 @@
+from bazaar.services.cart.bootstrap import main
+
+main()

@@ -1,0 +1,78 @@
+"""The service layer: one function per use case, each change one unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bazaar.platform.db import Database
+from bazaar.services.cart import domain
+from bazaar.services.cart.domain import Cart, PricedCart
+from bazaar.services.cart.pricing import Pricing
+from bazaar.services.cart.store import CartRepository, StaleCart
+
+# Optimistic concurrency: a change that lost a race is redone on the fresh cart.
+ATTEMPTS = 5
+
+
+async def view(db: Database, pricing: Pricing, user_id: str) -> PricedCart:
+    return await _priced(pricing, await contents(db, user_id))
+
+
+async def contents(db: Database, user_id: str) -> Cart:
+    async with db.transaction() as session:
+        return await CartRepository(session).get(user_id)
+
+
+async def add_item(
+    db: Database, pricing: Pricing, user_id: str, product_id: str, qty: int
+) -> PricedCart:
+    # Ask the catalog first, outside the transaction: no lock is held while we wait.
+    if product_id not in await pricing.quote([product_id]):
+        raise domain.UnknownProduct(f"no such product: {product_id}")
+    cart = await _change(db, user_id, lambda c: c.add(product_id, qty))
+    return await _priced(pricing, cart)
+
+
+async def set_quantity(
+    db: Database, pricing: Pricing, user_id: str, product_id: str, qty: int
+) -> PricedCart:
+    cart = await _change(db, user_id, lambda c: c.set_quantity(product_id, qty))
+    return await _priced(pricing, cart)
+
+
+async def remove_item(db: Database, pricing: Pricing, user_id: str, product_id: str) -> PricedCart:
+    cart = await _change(db, user_id, lambda c: c.remove(product_id))
+    return await _priced(pricing, cart)
+
+
+async def remove_ordered(session: AsyncSession, user_id: str, ordered: Mapping[str, int]) -> None:
+    """An order was placed: take its quantities out of the cart. Runs inside the inbox's
+    transaction, so it happens once per event; a lost race raises and the event is
+    delivered again."""
+    repository = CartRepository(session)
+    cart = await repository.get(user_id)
+    if cart.remove_ordered(ordered):
+        await repository.save(cart)
+
+
+async def _change(db: Database, user_id: str, change: Callable[[Cart], None]) -> Cart:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            async with db.transaction() as session:
+                repository = CartRepository(session)
+                cart = await repository.get(user_id)
+                change(cart)
+                await repository.save(cart)
+            return cart
+        except (StaleCart, IntegrityError):
+            if attempt == ATTEMPTS:
+                raise StaleCart(f"the cart of {user_id} keeps changing; try again") from None
+    raise AssertionError("unreachable")
+
+
+async def _priced(pricing: Pricing, cart: Cart) -> PricedCart:
+    quotes = await pricing.quote(cart.lines) if cart.lines else {}
+    return domain.price(cart, quotes)

@@ -1,0 +1,60 @@
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from faststream.nats import TestNatsBroker
+
+from bazaar.platform.bus import Bus
+from bazaar.platform.db import Database
+from bazaar.platform.testing import TokenMinter, migrated_database
+from bazaar.services.cart.bootstrap import MIGRATIONS, build_app
+from bazaar.services.cart.pricing import Pricing
+from bazaar.services.cart.settings import CartSettings
+from bazaar.services.cart.tests.fakes import PRODUCTS, FakeCatalog
+
+
+@pytest.fixture
+def minter() -> TokenMinter:
+    return TokenMinter()
+
+
+@pytest.fixture
+def catalog() -> FakeCatalog:
+    return FakeCatalog(PRODUCTS)
+
+
+@pytest.fixture
+def pricing(catalog: FakeCatalog) -> Pricing | None:
+    """The app's Pricing; None makes build_app use the real one over the bus."""
+    return catalog
+
+
+@pytest.fixture
+def bus() -> Bus:
+    # Never connects: the tests run it inside TestNatsBroker (in memory).
+    return Bus("nats://127.0.0.1:4222", "cart")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    return migrated_database(MIGRATIONS, tmp_path)
+
+
+@pytest.fixture
+def app(
+    tmp_path: Path, db: Database, bus: Bus, minter: TokenMinter, pricing: Pricing | None
+) -> FastAPI:
+    settings = CartSettings(home=tmp_path, environment="test")
+    return build_app(settings, db=db, bus=bus, verifier=minter.verifier(), pricing=pricing)
+
+
+@pytest.fixture
+async def client(app: FastAPI, bus: Bus) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        TestNatsBroker(bus.broker),
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cart") as c,
+    ):
+        yield c
