@@ -1,0 +1,3 @@
+from bazaar.services.notification.bootstrap import main
+
+main()

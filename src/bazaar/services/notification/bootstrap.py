@@ -1,0 +1,89 @@
+"""The composition root: settings in, a ready app out. Tests pass their own `db` and `bus`.
+
+The worker and its HTTP side-app are one process and one event loop: the app's lifespan
+starts the bus (which runs the consumers) and stops it on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from bazaar.platform.bus import Bus
+from bazaar.platform.cli import run_service_cli
+from bazaar.platform.config import ServiceSettings
+from bazaar.platform.db import Database
+from bazaar.platform.serving import run_asgi
+from bazaar.platform.web import create_app
+from bazaar.services.notification import app as entrypoints
+from bazaar.services.notification.mailer import SmtpMailer
+from bazaar.services.notification.settings import NotificationSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build_mailer(settings: NotificationSettings) -> SmtpMailer:
+    return SmtpMailer(
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.mail_from,
+        timeout=settings.smtp_timeout_seconds,
+    )
+
+
+def build_app(
+    settings: NotificationSettings,
+    *,
+    db: Database | None = None,
+    bus: Bus | None = None,
+    mailer: SmtpMailer | None = None,
+) -> FastAPI:
+    database = db or Database(settings.database_url)
+    events = bus or Bus(settings.broker_url, "notification")
+    smtp = mailer or build_mailer(settings)
+    entrypoints.subscribe(events, database, smtp)  # before the bus starts
+
+    @asynccontextmanager
+    async def database_lifetime(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = database
+        try:
+            yield
+        finally:
+            await database.dispose()
+
+    @asynccontextmanager
+    async def bus_lifetime(app: FastAPI) -> AsyncIterator[None]:
+        app.state.bus = events
+        await events.start()
+        try:
+            yield
+        finally:
+            await events.stop()
+
+    # Named checks: /readyz reports a failure by the check's name.
+    async def database_check() -> None:
+        await database.ping()
+
+    async def bus_check() -> bool:
+        return await events.ping()
+
+    async def smtp_check() -> None:
+        await smtp.ping()
+
+    return create_app(
+        "notification",
+        resources=[database_lifetime, bus_lifetime],
+        readiness=[database_check, bus_check, smtp_check],
+    )
+
+
+def serve(settings: ServiceSettings) -> None:
+    assert isinstance(settings, NotificationSettings)
+    run_asgi(build_app(settings), settings)
+
+
+def main() -> None:
+    run_service_cli(NotificationSettings, serve, migrations_dir=MIGRATIONS)

@@ -1,0 +1,64 @@
+"""mails_sent, with the platform's inbox and outbox
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-23 05:54:16.559060
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0001"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "mails_sent",
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("order_id", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("to", sa.String(length=320), nullable=False),
+        sa.Column("subject", sa.String(length=300), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("event_id"),
+        # One mail per order and kind, whichever event asks for it.
+        sa.UniqueConstraint("order_id", "kind", name="uq_mails_sent_order_kind"),
+    )
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(length=100), nullable=False),
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id"),
+    )
+    # Notification publishes nothing today; the outbox is here so that it can, like every
+    # service on the bus, without a migration of its own.
+    op.create_table(
+        "outbox",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("event_type", sa.String(length=100), nullable=False),
+        sa.Column("envelope", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("seq"),
+        sa.UniqueConstraint("event_id"),
+    )
+    op.create_index("ix_outbox_published_at", "outbox", ["published_at"], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_outbox_published_at", table_name="outbox")
+    op.drop_table("outbox")
+    op.drop_table("inbox")
+    op.drop_table("mails_sent")

@@ -1,0 +1,121 @@
+"""A real SMTP server (aiosmtpd) on a free loopback port, a real SQLite file, and the bus
+in memory (TestNatsBroker): the service as it runs, minus the network."""
+
+from __future__ import annotations
+
+import email.policy
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from faststream.nats import TestNatsBroker
+from sqlalchemy import select
+
+from bazaar.platform.bus import Bus
+from bazaar.platform.db import Database
+from bazaar.platform.events import Envelope
+from bazaar.platform.testing import migrated_database
+from bazaar.services.notification.bootstrap import MIGRATIONS, build_app
+from bazaar.services.notification.settings import NotificationSettings
+from bazaar.services.notification.store import SentMailRow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Delivered:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+
+
+class Collector:
+    """aiosmtpd handler that keeps every accepted message in memory."""
+
+    def __init__(self) -> None:
+        self.delivered: list[Delivered] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = BytesParser(policy=email.policy.default).parsebytes(envelope.content)
+        self.delivered.append(Delivered(envelope.mail_from, list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+
+@dataclass
+class SmtpServer:
+    port: int
+    collector: Collector
+
+    @property
+    def delivered(self) -> list[Delivered]:
+        return self.collector.delivered
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    collector = Collector()
+    port = free_port()
+    controller = Controller(collector, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield SmtpServer(port, collector)
+    finally:
+        controller.stop()
+
+
+@dataclass
+class Service:
+    bus: Bus
+    db: Database
+    http: httpx.AsyncClient
+
+    async def deliver(self, event: Envelope) -> None:
+        """Publish `event` on the in-memory bus; the consumer runs before this returns."""
+        await self.bus.publish_event(event)
+
+    async def mails_sent(self) -> list[SentMailRow]:
+        async with self.db.transaction() as session:
+            return list(await session.scalars(select(SentMailRow)))
+
+
+StartService = Callable[[int], AbstractAsyncContextManager[Service]]
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> StartService:
+    """Starts the service against the SMTP server on `smtp_port` (which may be down)."""
+
+    @asynccontextmanager
+    async def start(smtp_port: int) -> AsyncIterator[Service]:
+        settings = NotificationSettings(home=tmp_path, environment="test", smtp_port=smtp_port)
+        db = migrated_database(MIGRATIONS, tmp_path)
+        bus = Bus(settings.broker_url, "notification", max_deliveries=5)
+        app = build_app(settings, db=db, bus=bus)
+        async with (
+            TestNatsBroker(bus.broker),
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://notification"
+            ) as http,
+        ):
+            yield Service(bus, db, http)
+
+    return start
+
+
+@pytest.fixture
+async def service(start_service: StartService, smtp: SmtpServer) -> AsyncIterator[Service]:
+    async with start_service(smtp.port) as running:
+        yield running

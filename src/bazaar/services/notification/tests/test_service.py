@@ -1,0 +1,203 @@
+"""The service end to end: events in through the bus, mails out through a real SMTP server,
+a real SQLite file in between."""
+
+import asyncio
+import smtplib
+from pathlib import Path
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from prometheus_client import REGISTRY
+from sqlalchemy import inspect
+
+from bazaar.platform.bus import Bus
+from bazaar.platform.testing import migrated_database
+from bazaar.services.notification import app as entrypoints
+from bazaar.services.notification.bootstrap import MIGRATIONS, build_app
+from bazaar.services.notification.mailer import SmtpMailer
+from bazaar.services.notification.settings import NotificationSettings
+from bazaar.services.notification.tests.conftest import (
+    Collector,
+    Service,
+    SmtpServer,
+    StartService,
+    free_port,
+)
+from bazaar.services.notification.tests.factories import order_cancelled, order_paid
+
+ORDER_ID = "0f9c2b7e-4d1a-4c55-9a8e-2f1d3c4b5a69"
+
+
+def handled(outcome: str, event_type: str = "order.paid") -> float:
+    labels = {"service": "notification", "subject": f"bazaar.events.{event_type}"}
+    return REGISTRY.get_sample_value("bazaar_messages_total", {**labels, "outcome": outcome}) or 0
+
+
+async def test_order_paid_sends_one_confirmation(service: Service, smtp: SmtpServer) -> None:
+    event = order_paid(ORDER_ID)
+    await service.deliver(event)
+
+    [mail] = smtp.delivered
+    assert mail.rcpt_tos == ["ada@example.com"]
+    assert mail.mail_from == "orders@bazaar.local"
+    assert mail.message["To"] == "ada@example.com"
+    assert mail.message["From"] == "Bazaar <orders@bazaar.local>"
+    assert mail.message["Subject"] == "Your Bazaar order 0f9c2b7e is confirmed"
+    assert mail.message["Message-ID"] == f"<{event.id}@bazaar.local>"
+    body = mail.message.get_content()
+    assert "2 x Blue Mug: $25.00 ($12.50 each)" in body
+    assert "Total: $29.99" in body
+    assert ORDER_ID in body
+
+    [row] = await service.mails_sent()
+    assert (row.event_id, row.order_id, row.kind, row.to) == (
+        event.id,
+        ORDER_ID,
+        "confirmation",
+        "ada@example.com",
+    )
+    assert row.subject == mail.message["Subject"]
+    assert row.sent_at.tzinfo is not None
+
+
+async def test_a_redelivered_event_sends_no_second_mail(service: Service, smtp: SmtpServer) -> None:
+    event = order_paid(ORDER_ID)
+    await service.deliver(event)
+    await service.deliver(event)
+    assert len(smtp.delivered) == 1
+    assert len(await service.mails_sent()) == 1
+
+
+async def test_another_paid_event_for_the_same_order_sends_no_second_mail(
+    service: Service, smtp: SmtpServer
+) -> None:
+    first, second = order_paid(ORDER_ID), order_paid(ORDER_ID)
+    assert first.id != second.id
+    await service.deliver(first)
+    await service.deliver(second)
+    assert len(smtp.delivered) == 1
+    [row] = await service.mails_sent()
+    assert row.event_id == first.id
+
+
+async def test_concurrent_deliveries_send_one_mail(service: Service, smtp: SmtpServer) -> None:
+    events = [order_paid(ORDER_ID) for _ in range(3)]
+    await asyncio.gather(*(service.deliver(e) for e in [*events, *events]))
+    assert len(smtp.delivered) == 1
+    assert len(await service.mails_sent()) == 1
+
+
+async def test_order_cancelled_sends_a_cancellation(service: Service, smtp: SmtpServer) -> None:
+    await service.deliver(order_cancelled(ORDER_ID, reason="out_of_stock"))
+    [mail] = smtp.delivered
+    assert mail.rcpt_tos == ["ada@example.com"]
+    assert mail.message["Subject"] == "Your Bazaar order 0f9c2b7e was cancelled"
+    assert "because some of the items you ordered are out of stock." in mail.message.get_content()
+    [row] = await service.mails_sent()
+    assert row.kind == "cancellation"
+
+
+async def test_each_order_gets_its_own_mail(service: Service, smtp: SmtpServer) -> None:
+    await service.deliver(order_paid("order-a", email="a@example.com"))
+    await service.deliver(order_paid("order-b", email="b@example.com"))
+    await service.deliver(order_cancelled("order-c", email="c@example.com"))
+    assert sorted(m.rcpt_tos[0] for m in smtp.delivered) == [
+        "a@example.com",
+        "b@example.com",
+        "c@example.com",
+    ]
+
+
+async def test_smtp_down_raises_records_nothing_and_a_retry_sends(
+    start_service: StartService,
+) -> None:
+    port = free_port()  # nothing listens here yet
+    event = order_paid(ORDER_ID)
+    async with start_service(port) as service:
+        retries = handled("retry")
+        await service.deliver(event)
+        assert handled("retry") == retries + 1  # the bus nacks it for redelivery
+        assert await service.mails_sent() == []
+
+        # The handler itself raises: that is what makes the bus retry.
+        mailer = SmtpMailer("127.0.0.1", port, "orders@bazaar.local", timeout=1)
+        on_order_paid = entrypoints.event_handlers(service.db, mailer)["order.paid"]
+        with pytest.raises((OSError, smtplib.SMTPException)):
+            await on_order_paid(event)
+        assert await service.mails_sent() == []
+
+        # The relay comes back; the redelivered event is mailed, once.
+        collector = Collector()
+        controller = Controller(collector, hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            await service.deliver(event)
+            await service.deliver(event)
+        finally:
+            controller.stop()
+        assert len(collector.delivered) == 1
+        assert len(await service.mails_sent()) == 1
+
+
+async def test_an_event_that_breaks_the_contract_is_refused(
+    service: Service, smtp: SmtpServer
+) -> None:
+    bad = order_paid(ORDER_ID, total_cents="a lot")
+    retries = handled("retry")
+    await service.deliver(bad)
+    assert handled("retry") == retries + 1  # no non-retryable errors in the bus (yet)
+    mailer = SmtpMailer("127.0.0.1", smtp.port, "orders@bazaar.local")
+    on_order_paid = entrypoints.event_handlers(service.db, mailer)["order.paid"]
+    with pytest.raises(entrypoints.InvalidEvent, match="total_cents"):
+        await on_order_paid(bad)
+    assert smtp.delivered == []
+    assert await service.mails_sent() == []
+    # The service goes on with the next event.
+    await service.deliver(order_paid(ORDER_ID))
+    assert len(smtp.delivered) == 1
+
+
+async def test_health_and_readiness(service: Service) -> None:
+    assert (await service.http.get("/healthz")).json() == {"status": "ok"}
+    ready = await service.http.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "ready"}
+    metrics = await service.http.get("/metrics")
+    assert metrics.status_code == 200
+    assert "bazaar_http_requests_total" in metrics.text
+
+
+async def test_not_ready_while_smtp_is_down(start_service: StartService) -> None:
+    async with start_service(free_port()) as service:
+        assert (await service.http.get("/healthz")).status_code == 200
+        ready = await service.http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.headers["content-type"] == "application/problem+json"
+        assert "smtp_check" in ready.json()["detail"]
+        assert "database_check" not in ready.json()["detail"]
+
+
+async def test_not_ready_while_the_bus_is_down(tmp_path: Path, smtp: SmtpServer) -> None:
+    # Not started at all (no TestNatsBroker): the bus ping fails, the rest is fine.
+    bus = Bus("nats://127.0.0.1:1", "notification")
+    settings = NotificationSettings(home=tmp_path, environment="test", smtp_port=smtp.port)
+    app = build_app(settings, db=migrated_database(MIGRATIONS, tmp_path), bus=bus)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://notification"
+    ) as http:
+        ready = await http.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["detail"].startswith("bus_check")
+
+
+def test_the_migration_creates_the_mails_inbox_and_outbox_tables(tmp_path: Path) -> None:
+    db = migrated_database(MIGRATIONS, tmp_path)
+
+    async def tables() -> set[str]:
+        async with db.engine.connect() as conn:
+            names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        await db.dispose()
+        return names
+
+    assert {"mails_sent", "inbox", "outbox"} <= asyncio.run(tables())
