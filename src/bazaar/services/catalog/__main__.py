@@ -1,0 +1,3 @@
+from bazaar.services.catalog.bootstrap import main
+
+main()
