@@ -28,9 +28,10 @@ async def send_once(db: Database, mailer: SmtpMailer, event: Envelope, mail: Mai
     Order of operations, for "no mail twice": in one transaction the inbox row and the
     mails_sent row are written and flushed first (a duplicate fails there, before sending),
     then the mail is sent, then the transaction commits at once. SMTP is therefore
-    at-least-once in exactly one window: a crash (or a failed commit) after the relay
-    accepted the mail and before the commit lands. The event is then redelivered and the
-    mail sent again, with the same Message-ID, which lets mail clients fold the copies.
+    at-least-once in exactly one window: a crash, a failed commit, or a shutdown that
+    cancels the handler while the send thread runs, after the relay accepted the mail and
+    before the commit lands. The event is then redelivered and the mail sent again, with
+    the same Message-ID, which lets mail clients fold the copies.
     Nothing runs between the send and the commit to keep that window as small as it gets.
     """
     message = mailer.compose(mail, event.id)  # before any I/O: a bad header sends nothing
