@@ -1,0 +1,74 @@
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import grpc
+import pytest
+from faststream.nats import JStream, TestNatsBroker
+
+from bazaar.contracts.generated import inventory_pb2_grpc
+from bazaar.platform.bus import Bus
+from bazaar.platform.db import Database
+from bazaar.platform.events import EVENTS_STREAM, event_subject
+from bazaar.platform.testing import migrated_database
+from bazaar.services.inventory.bootstrap import MIGRATIONS, InventoryProcess, build_inventory
+from bazaar.services.inventory.domain import SeedStock
+from bazaar.services.inventory.settings import InventorySettings
+from bazaar.services.inventory.tests.support import Published
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> InventorySettings:
+    return InventorySettings(
+        home=tmp_path, host="127.0.0.1", port=0, environment="test", shutdown_grace_seconds=0.5
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    return migrated_database(MIGRATIONS, tmp_path, "inventory")
+
+
+@pytest.fixture
+def published() -> Published:
+    return Published()
+
+
+@pytest.fixture
+async def inventory(
+    settings: InventorySettings, db: Database, published: Published
+) -> AsyncIterator[InventoryProcess]:
+    bus = Bus(settings.broker_url, "inventory")
+
+    @bus.broker.subscriber(event_subject("stock.changed"), stream=JStream(EVENTS_STREAM))
+    async def collect(body: str) -> None:
+        published.add(json.loads(body))
+
+    process = build_inventory(settings, db=db, bus=bus)
+    async with TestNatsBroker(bus.broker):
+        await process.start()
+        try:
+            yield process
+        finally:
+            await process.stop()
+
+
+@pytest.fixture
+async def channel(inventory: InventoryProcess) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{inventory.port}") as channel:
+        yield channel
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> inventory_pb2_grpc.InventoryStub:
+    return inventory_pb2_grpc.InventoryStub(channel)
+
+
+@pytest.fixture
+def stock(inventory: InventoryProcess) -> Callable[..., Awaitable[None]]:
+    """`await stock(p1=5, p2=0)`: give products their initial units."""
+
+    async def seed(**units: int) -> None:
+        await inventory.service.seed(SeedStock(tuple(units.items())))
+
+    return seed
