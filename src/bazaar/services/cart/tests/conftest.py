@@ -38,15 +38,21 @@ def bus() -> Bus:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return migrated_database(MIGRATIONS, tmp_path)
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = migrated_database(MIGRATIONS, tmp_path)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> CartSettings:
+    return CartSettings(home=tmp_path, environment="test")
 
 
 @pytest.fixture
 def app(
-    tmp_path: Path, db: Database, bus: Bus, minter: TokenMinter, pricing: Pricing | None
+    settings: CartSettings, db: Database, bus: Bus, minter: TokenMinter, pricing: Pricing | None
 ) -> FastAPI:
-    settings = CartSettings(home=tmp_path, environment="test")
     return build_app(settings, db=db, bus=bus, verifier=minter.verifier(), pricing=pricing)
 
 
