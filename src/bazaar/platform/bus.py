@@ -46,6 +46,11 @@ class RemoteError(Exception):
         self.detail = detail
 
 
+class PermanentError(Exception):
+    """Raised by an event handler for an event that no retry can fix (invalid data, a
+    refusal that will not change): the event goes straight to the dead-letter subject."""
+
+
 class BadRequest(Exception):
     """Raised by a request handler for input it refuses; the caller gets `bad_request`."""
 
@@ -131,6 +136,9 @@ class Bus:
             return "dead_letter"
         try:
             await handler(event)
+        except PermanentError as exc:
+            await self._dead_letter(msg, consumer, event_type, f"{type(exc).__name__}: {exc}")
+            return "dead_letter"
         except Exception as exc:
             attempt = _delivery_count(msg)
             if attempt >= self.max_deliveries:

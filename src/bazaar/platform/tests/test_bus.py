@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bazaar.platform.bus import BadRequest, Bus, RemoteError
+from bazaar.platform.bus import BadRequest, Bus, PermanentError, RemoteError
 from bazaar.platform.events import DEADLETTER_STREAM, Envelope, new_event
 from bazaar.platform.testing import NatsServer
 
@@ -96,3 +96,24 @@ async def test_request_reply_answers_and_reports_errors(buses: tuple[Bus, Bus]) 
     with pytest.raises(RemoteError) as nobody:
         await caller.request("bazaar.rpc.nobody.home", {}, timeout=0.3)
     assert nobody.value.code in {"timeout", "unavailable"}
+
+
+async def test_a_permanent_error_is_dead_lettered_without_retries(buses: tuple[Bus, Bus]) -> None:
+    producer, consumer = buses
+    attempts: list[str] = []
+
+    async def handle(event: Envelope) -> None:
+        attempts.append(event.id)
+        raise PermanentError("this event breaks its contract")
+
+    consumer.on_event("order.paid", "consumer", handle)
+    await producer.start()
+    await consumer.start()
+    await producer.publish_event(new_event("order.paid", "producer", {}))
+    js = producer.broker.connection.jetstream()
+    deadline = asyncio.get_running_loop().time() + 10
+    while (await js.stream_info(DEADLETTER_STREAM)).state.messages < 1:
+        assert asyncio.get_running_loop().time() < deadline, "not dead-lettered"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    assert len(attempts) == 1

@@ -8,7 +8,7 @@ from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bazaar.platform.bus import Bus, EventHandler
+from bazaar.platform.bus import Bus, EventHandler, PermanentError
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope
 from bazaar.services.notification import domain, handlers
@@ -16,13 +16,9 @@ from bazaar.services.notification.domain import CancelledOrder, OrderLine, PaidO
 from bazaar.services.notification.mailer import SmtpMailer
 
 
-class InvalidEvent(ValueError):
-    """The event's data breaks its contract: no retry can make a mail of it.
-
-    The platform bus has no notion of a non-retryable error yet, so it retries this like
-    any failure and dead-letters the event after its last delivery; the distinct type
-    makes the dead letter's `x-error` header say what went wrong.
-    """
+class InvalidEvent(PermanentError, ValueError):
+    """The event's data breaks its contract: no retry can make a mail of it, so the bus
+    dead-letters it at once, with this error in the `x-error` header."""
 
 
 # Ids and addresses end up in mail headers: no control characters (no header injection).
