@@ -1,0 +1,234 @@
+"""`bazaar`: run the embedded platform.
+
+bazaar up                start everything (http://localhost:$BAZAAR_PORT), Ctrl-C stops
+bazaar status            what runs, with each process's health
+bazaar stop              stop the running `bazaar up`
+bazaar migrate           bring every database to its latest revision
+bazaar seed              load the demo data again
+bazaar logs PROCESS      the tail of a process's log (-f to follow)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.table import Table
+
+from bazaar.runner.demo import admin_login
+from bazaar.runner.home import Home, default_home, tail
+from bazaar.runner.platform import Platform, StartupError
+from bazaar.runner.ports import PortInUse, ensure_free
+from bazaar.runner.probes import probe_for
+from bazaar.runner.state import pid_alive, read_state, running_runner
+from bazaar.runner.topology import SERVICES, ServiceSpec, process_names
+from bazaar.runner.views import LiveView, PlainView, format_ports
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# What `up`, `migrate` and `seed` run; the runner's own tests swap in stand-ins.
+TOPOLOGY: tuple[ServiceSpec, ...] = SERVICES
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    home = Home(args.home.resolve() if args.home else default_home())
+    code: int = args.run(args, home)
+    return code
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="bazaar", description="Run the Bazaar platform on this machine."
+    )
+    root.add_argument("--home", type=Path, help="data folder (default: $BAZAAR_HOME or ./.bazaar)")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up_ = commands.add_parser("up", help="start every process; Ctrl-C stops them all")
+    up_.add_argument("--port", type=int, help="public port (default: $BAZAAR_PORT or 8000)")
+    up_.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
+    up_.set_defaults(run=up)
+    commands.add_parser("status", help="show what runs and probe its health").set_defaults(
+        run=status
+    )
+    stop_ = commands.add_parser("stop", help="stop the running `bazaar up`")
+    stop_.add_argument("--timeout", type=float, default=15.0)
+    stop_.set_defaults(run=stop)
+    commands.add_parser("migrate", help="run every service's migrations").set_defaults(run=migrate)
+    commands.add_parser("seed", help="load the demo data (again)").set_defaults(run=seed)
+    logs_ = commands.add_parser("logs", help="show the end of a process's log")
+    logs_.add_argument("process", choices=process_names())
+    logs_.add_argument("-n", "--lines", type=int, default=50)
+    logs_.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs_.set_defaults(run=logs)
+    return root
+
+
+def public_port(args: argparse.Namespace) -> int:
+    if args.port is not None:
+        return int(args.port)
+    raw = os.environ.get("BAZAAR_PORT") or "8000"
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"BAZAAR_PORT must be a port number, got {raw!r}") from None
+
+
+class Interrupted(BaseException):
+    """SIGTERM, turned into an exception so it unwinds like Ctrl-C."""
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted
+
+
+def up(args: argparse.Namespace, home: Home) -> int:
+    port = public_port(args)
+    try:
+        ensure_free(port)  # before anything is drawn or started
+    except PortInUse as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    tty = sys.stdout.isatty()
+    view: LiveView | PlainView = LiveView(lambda: platform.snapshots()) if tty else PlainView()
+    platform = Platform(
+        home.root, port, services=TOPOLOGY, on_change=view.changed, on_message=view.say
+    )
+    signal.signal(signal.SIGTERM, _interrupt)
+    code = EXIT_OK
+    try:
+        with view:
+            view.say(f"bazaar: home {home.root}, public port {port}")
+            platform.start(timeout=args.timeout)
+            view.say(banner(platform))
+            while True:
+                time.sleep(3600)
+    except PortInUse as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    except StartupError as exc:
+        print(exc, file=sys.stderr)
+        code = EXIT_FAILED
+    except (KeyboardInterrupt, Interrupted):
+        pass
+    finally:
+        # A second Ctrl-C must not cut the orderly stop short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if platform.ports:
+            print("stopping…", file=sys.stderr, flush=True)
+        platform.stop()
+    return code
+
+
+def banner(platform: Platform) -> str:
+    email, password = admin_login()
+    storefront = f"http://localhost:{platform.public_port}"
+    return "\n".join(
+        [
+            f"Bazaar is ready: {storefront}",
+            f"  admin login: {email} / {password}",
+            f"  logs: {platform.home.logs}/<process>.log  (bazaar logs <process>)",
+            "  Ctrl-C to stop",
+        ]
+    )
+
+
+def status(args: argparse.Namespace, home: Home) -> int:
+    state = read_state(home.state_file)
+    runner = running_runner(home.state_file)
+    if not state or not runner:
+        print(f"bazaar is not running (home {home.root})")
+        return EXIT_FAILED
+    table = Table(
+        title=f"bazaar (runner pid {runner}) {state.get('public_url', '')}", title_justify="left"
+    )
+    for column in ("process", "port", "pid", "state", "restarts", "health"):
+        table.add_column(column)
+    healthy = True
+    for process in state.get("processes", []):
+        alive = pid_alive(process.get("pid"))
+        ok = alive and bool(process.get("health")) and probe_for(process["health"])()
+        healthy = healthy and ok
+        table.add_row(
+            process["name"],
+            format_ports(process.get("ports") or {}),
+            str(process.get("pid") or "-"),
+            process.get("state", "?"),
+            str(process.get("restarts", 0)),
+            "[green]ok[/]" if ok else "[red]failing[/]",
+        )
+    Console().print(table)
+    return EXIT_OK if healthy else EXIT_FAILED
+
+
+def stop(args: argparse.Namespace, home: Home) -> int:
+    runner = running_runner(home.state_file)
+    if not runner:
+        print(f"bazaar is not running (home {home.root})")
+        return EXIT_OK
+    os.kill(runner, signal.SIGTERM)
+    deadline = time.monotonic() + args.timeout
+    while pid_alive(runner) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_alive(runner):
+        print(
+            f"the runner (pid {runner}) did not stop within {args.timeout:.0f} s", file=sys.stderr
+        )
+        return EXIT_FAILED
+    print("bazaar stopped")
+    return EXIT_OK
+
+
+def migrate(args: argparse.Namespace, home: Home) -> int:
+    return _one_shot(home, seeding=False)
+
+
+def seed(args: argparse.Namespace, home: Home) -> int:
+    return _one_shot(home, seeding=True)
+
+
+def _one_shot(home: Home, seeding: bool) -> int:
+    platform = Platform(home.root, services=TOPOLOGY, on_message=PlainView().say)
+    try:
+        platform.migrate()
+        if seeding:
+            platform.seed()
+    except StartupError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_FAILED
+    print("done")
+    return EXIT_OK
+
+
+def logs(args: argparse.Namespace, home: Home) -> int:
+    path = home.log(args.process)
+    if not path.exists():
+        print(f"no log yet for {args.process} ({path})", file=sys.stderr)
+        return EXIT_FAILED
+    sys.stdout.write(tail(path, args.lines))
+    if not args.follow:
+        return EXIT_OK
+    try:
+        with path.open("rb") as file:
+            file.seek(0, os.SEEK_END)
+            while True:
+                chunk = file.read()
+                if chunk:
+                    sys.stdout.write(chunk.decode("utf-8", "replace"))
+                    sys.stdout.flush()
+                else:
+                    time.sleep(0.3)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

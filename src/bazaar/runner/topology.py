@@ -1,0 +1,52 @@
+"""The platform's shape in one table: which services run, in which order, how they are
+reached. Adding a service is one line in `SERVICES`; the runner derives the rest (ports,
+neighbour variables, readiness probes, migrations, seeds) from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["http", "grpc", "worker"]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    kind: Kind
+    # The variable every process reads to reach this service ("" if nobody calls it).
+    neighbour_env: str = ""
+    # Whether it owns a database (and so has `migrate`).
+    database: bool = True
+    # The demo file (in bazaar/runner/demo/) its `seed` command loads on first start.
+    seed_file: str = ""
+    # The gateway listens on the public port; every other service on a free internal one.
+    public: bool = False
+    # What `python -m` runs; empty: bazaar.services.<name>. (The runner's tests use stand-ins.)
+    module: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.module:
+            object.__setattr__(self, "module", f"bazaar.services.{self.name}")
+
+
+# Start order: each service's callees come before it (they tolerate lateness anyway).
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("auth", "http", neighbour_env="BAZAAR_AUTH_URL", seed_file="users.json"),
+    ServiceSpec(
+        "inventory", "grpc", neighbour_env="BAZAAR_INVENTORY_ADDR", seed_file="products.json"
+    ),
+    ServiceSpec("payment", "http", neighbour_env="BAZAAR_PAYMENT_URL"),
+    ServiceSpec("catalog", "http", neighbour_env="BAZAAR_CATALOG_URL", seed_file="products.json"),
+    ServiceSpec("cart", "http", neighbour_env="BAZAAR_CART_URL"),
+    ServiceSpec("order", "http", neighbour_env="BAZAAR_ORDER_URL"),
+    ServiceSpec("notification", "worker"),
+    ServiceSpec("gateway", "http", database=False, public=True),
+)
+
+# The processes the runner starts before any service.
+INFRASTRUCTURE: tuple[str, ...] = ("nats", "smtp")
+
+
+def process_names(services: tuple[ServiceSpec, ...] = SERVICES) -> list[str]:
+    return [*INFRASTRUCTURE, *(s.name for s in services)]
