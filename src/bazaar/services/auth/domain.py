@@ -25,9 +25,10 @@ PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
 NAME_MAX_LENGTH = 100
 
-_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
-_DOMAIN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_TOP_LEVEL = re.compile(r"^[A-Za-z]{2,63}$|^xn--[A-Za-z0-9-]{1,59}$")
+# Whole-string matches (fullmatch): `$` would let a trailing newline through.
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}")
+_DOMAIN_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_TOP_LEVEL = re.compile(r"[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59}")
 
 
 class EmailTaken(Exception):
@@ -77,16 +78,16 @@ def check_email(email: str) -> str:
     if not at or not local or not domain:
         raise ValueError("an email looks like name@example.com")
     if (
-        not _LOCAL_PART.match(local)
+        not _LOCAL_PART.fullmatch(local)
         or local.startswith(".")
         or local.endswith(".")
         or ".." in local
     ):
         raise ValueError("the part before @ is not a valid mailbox name")
     labels = domain.split(".")
-    if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+    if len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
         raise ValueError("the part after @ is not a valid domain")
-    if not _TOP_LEVEL.match(labels[-1]):
+    if not _TOP_LEVEL.fullmatch(labels[-1]):
         raise ValueError("the domain has no valid top level (like .com)")
     return email
 
