@@ -136,7 +136,7 @@ class Bus:
             return "dead_letter"
         try:
             await handler(event)
-        except PermanentError as exc:
+        except (PermanentError, ValidationError) as exc:  # bad data stays bad: no retry
             await self._dead_letter(msg, consumer, event_type, f"{type(exc).__name__}: {exc}")
             return "dead_letter"
         except Exception as exc:
