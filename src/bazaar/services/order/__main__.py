@@ -1,0 +1,3 @@
+from bazaar.services.order.bootstrap import main
+
+main()

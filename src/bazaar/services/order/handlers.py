@@ -1,0 +1,106 @@
+"""The service layer: checkout and the order queries, each one unit of work."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from bazaar.platform.db import Database
+from bazaar.platform.events import new_event
+from bazaar.platform.outbox import add_to_outbox
+from bazaar.services.order import domain
+from bazaar.services.order.domain import Order
+from bazaar.services.order.ports import Carts, Pricing
+from bazaar.services.order.store import OrderRepository
+
+
+@dataclass(frozen=True)
+class Checkout:
+    user_id: str
+    email: str
+    idempotency_key: str | None = None
+
+
+async def checkout(db: Database, carts: Carts, pricing: Pricing, command: Checkout) -> Order:
+    """Turn the user's cart into a pending order and its `order.created` event.
+
+    With an idempotency key, a repeated checkout answers the order the first one made
+    (the cart may be empty by then: the cart service empties it on `order.created`).
+    Raises `domain.CheckoutRejected` for a cart that cannot be ordered, and the ports'
+    `NeighbourUnavailable` / `PricingRefused` when the cart or the prices cannot be read.
+    """
+    if command.idempotency_key:
+        earlier = await _by_key(db, command.user_id, command.idempotency_key)
+        if earlier:
+            return earlier
+    lines = domain.merge_lines(await carts.lines(command.user_id))
+    domain.check_lines(lines)
+    quotes = await pricing.quote([line.product_id for line in lines])
+    order = domain.place_order(
+        str(uuid.uuid4()),
+        command.user_id,
+        command.email,
+        lines,
+        quotes.by_product,
+        datetime.now(UTC),
+    )
+    event_type, data = domain.created_event(order)
+    try:
+        async with db.transaction() as session:
+            await OrderRepository(session).add(order, command.idempotency_key)
+            await add_to_outbox(session, new_event(event_type, "order", data, order.id))
+    except IntegrityError:
+        # A concurrent checkout with the same key committed first: the unique constraint
+        # on (user_id, idempotency_key) refused this one, which changed nothing. Answer
+        # the winner's order.
+        if not command.idempotency_key:
+            raise
+        winner = await _by_key(db, command.user_id, command.idempotency_key)
+        if winner is None:
+            raise
+        return winner
+    return order
+
+
+async def _by_key(db: Database, user_id: str, key: str) -> Order | None:
+    async with db.transaction() as session:
+        return await OrderRepository(session).by_idempotency_key(user_id, key)
+
+
+async def find(db: Database, user_id: str, order_id: str) -> Order | None:
+    """The user's order; another user's order does not exist for them."""
+    if not domain.is_order_id(order_id):
+        return None
+    async with db.transaction() as session:
+        return await OrderRepository(session).of_user(user_id, order_id)
+
+
+async def newest(db: Database, user_id: str) -> list[Order]:
+    async with db.transaction() as session:
+        return await OrderRepository(session).newest_of_user(user_id)
+
+
+async def watch(
+    db: Database, order: Order, *, poll_seconds: float, max_seconds: float
+) -> AsyncIterator[Order]:
+    """The order now, then again at each status change, until it is final or time is up.
+
+    Polling the database (rather than an in-process signal) sees changes made by any
+    replica's saga runner."""
+    yield order
+    give_up_at = time.monotonic() + max_seconds
+    last = order
+    while not last.is_final and time.monotonic() < give_up_at:
+        await asyncio.sleep(poll_seconds)
+        current = await find(db, order.user_id, order.id)
+        if current is None:
+            return
+        if current.status is not last.status:
+            yield current
+        last = current

@@ -1,0 +1,96 @@
+"""The neighbours the order service needs, as small interfaces (ports).
+
+`adapters.py` implements them over gRPC, HTTP and the bus; tests implement them with
+fakes. The saga and checkout code knows only these.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bazaar.services.order.domain import CartLine, Quote
+
+
+class NeighbourUnavailable(Exception):
+    """The neighbour did not answer usefully (down, timeout, breaker open, 5xx, garbage).
+    Nothing can be concluded about the call: retry it later."""
+
+
+class InventoryUnavailable(NeighbourUnavailable):
+    pass
+
+
+class PaymentsUnavailable(NeighbourUnavailable):
+    pass
+
+
+class CartsUnavailable(NeighbourUnavailable):
+    pass
+
+
+class PricingUnavailable(NeighbourUnavailable):
+    pass
+
+
+class PricingRefused(Exception):
+    """The catalog refused the quote request itself (bad product ids)."""
+
+
+class Reservation(enum.StrEnum):
+    RESERVED = "reserved"
+    OUT_OF_STOCK = "out_of_stock"
+
+
+class Commitment(enum.StrEnum):
+    COMMITTED = "committed"
+    NOT_RESERVED = "not_reserved"  # the reservation was released or never made
+
+
+class Release(enum.StrEnum):
+    RELEASED = "released"  # released now, before, or there was nothing to release
+    ALREADY_COMMITTED = "already_committed"
+
+
+class Charge(enum.StrEnum):
+    CAPTURED = "captured"
+    DECLINED = "declined"
+
+
+class Refund(enum.StrEnum):
+    REFUNDED = "refunded"
+    NOTHING_TO_REFUND = "nothing_to_refund"  # never charged, or the charge was declined
+
+
+@dataclass(frozen=True)
+class Quotes:
+    by_product: dict[str, Quote]
+    missing: list[str] = field(default_factory=list)
+
+
+class Inventory(Protocol):
+    """Every call is idempotent by order id (contracts/inventory.proto)."""
+
+    async def reserve(self, order_id: str, lines: Sequence[CartLine]) -> Reservation: ...
+
+    async def commit(self, order_id: str) -> Commitment: ...
+
+    async def release(self, order_id: str) -> Release: ...
+
+
+class Payments(Protocol):
+    """Idempotent by order id: a retried charge never charges twice."""
+
+    async def charge(self, order_id: str, amount_cents: int) -> Charge: ...
+
+    async def refund(self, order_id: str) -> Refund: ...
+
+
+class Carts(Protocol):
+    async def lines(self, user_id: str) -> list[CartLine]: ...
+
+
+class Pricing(Protocol):
+    async def quote(self, product_ids: Sequence[str]) -> Quotes: ...

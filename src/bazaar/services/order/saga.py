@@ -1,0 +1,229 @@
+"""The checkout saga's I/O: performing an order's current step against a neighbour
+(`StepPerformer`), and the background runner that drives every pending order through
+its steps (`SagaRunner`). What follows what is decided in `domain.advance`, not here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from bazaar.platform import metrics
+from bazaar.platform.db import Database
+from bazaar.platform.events import new_event
+from bazaar.platform.logs import get_logger
+from bazaar.platform.outbox import add_to_outbox
+from bazaar.services.order import domain
+from bazaar.services.order.domain import CartLine, Order, Outcome, SagaPolicy, Step
+from bazaar.services.order.ports import (
+    Charge,
+    Commitment,
+    Inventory,
+    NeighbourUnavailable,
+    Payments,
+    Release,
+    Reservation,
+)
+from bazaar.services.order.store import OrderRepository
+
+log = get_logger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StepPerformer:
+    """Performs one saga step and says how it went. Never raises: whatever goes wrong
+    talking to a neighbour is `UNAVAILABLE`, so the step is tried again later."""
+
+    def __init__(self, inventory: Inventory, payments: Payments) -> None:
+        self.inventory = inventory
+        self.payments = payments
+
+    async def perform(self, order: Order) -> Outcome:
+        try:
+            return await self._perform(order)
+        except NeighbourUnavailable as exc:
+            log.warning(
+                "saga step unavailable", order_id=order.id, step=order.saga.step, error=str(exc)
+            )
+        except Exception:  # an adapter's surprise must not lose the order: retry later
+            log.exception("saga step failed", order_id=order.id, step=order.saga.step)
+        return Outcome.UNAVAILABLE
+
+    async def _perform(self, order: Order) -> Outcome:
+        step = order.saga.step
+        if step is Step.RESERVE:
+            lines = [CartLine(item.product_id, item.qty) for item in order.items]
+            reserved = await self.inventory.reserve(order.id, lines)
+            return Outcome.DONE if reserved is Reservation.RESERVED else Outcome.REFUSED
+        if step is Step.CHARGE:
+            charged = await self.payments.charge(order.id, order.total_cents)
+            return Outcome.DONE if charged is Charge.CAPTURED else Outcome.REFUSED
+        if step is Step.CONFIRM:
+            committed = await self.inventory.commit(order.id)
+            return Outcome.DONE if committed is Commitment.COMMITTED else Outcome.REFUSED
+        if step is Step.REFUND:
+            await self.payments.refund(order.id)  # refunded, or nothing was charged
+            return Outcome.DONE
+        if step is Step.RELEASE:
+            if await self.inventory.release(order.id) is Release.ALREADY_COMMITTED:
+                # Cannot happen by the saga's construction (commit only follows a capture
+                # and is never compensated); retrying would not help, so say it loudly.
+                log.error("cancelling an order whose stock was committed", order_id=order.id)
+            return Outcome.DONE
+        raise ValueError(f"order {order.id} has no step to perform ({step})")
+
+
+class SagaRunner:
+    """Drives pending orders through their steps, in the background, from the database.
+
+    It leases due orders (so that replicas never work on the same one), runs each in its
+    own task (at most `concurrency` at once) through every step that is due at once, and
+    writes each transition together with its event. `wake()` after a checkout starts the
+    new saga without waiting for the next poll. Start-up picks up whatever was left.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        steps: StepPerformer,
+        policy: SagaPolicy,
+        *,
+        concurrency: int = 32,
+        poll_seconds: float = 0.5,
+        lease_seconds: float = 30.0,
+        take_over_leases: bool = False,
+        on_event: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._db = db
+        self._steps = steps
+        self._policy = policy
+        self._concurrency = concurrency
+        self._poll_seconds = poll_seconds
+        self._lease = timedelta(seconds=lease_seconds)
+        # With one process per database (SQLite), leases found at start-up were left by
+        # our own crashed predecessor: take them over instead of waiting them out.
+        self._take_over_leases = take_over_leases
+        self._on_event = on_event
+        self._clock = clock
+        self._wakeup = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._held: dict[str, int] = {}  # order id -> the version our lease wrote
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        if self._take_over_leases:
+            async with self._db.transaction() as session:
+                taken = await OrderRepository(session).release_all_leases()
+            if taken:
+                log.info("resuming interrupted sagas", orders=taken)
+        self._loop_task = asyncio.create_task(self._run(), name="saga-runner")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        held = list(self._held.items())
+        self._held.clear()
+        if held:
+            try:
+                async with self._db.transaction() as session:
+                    await OrderRepository(session).release_leases(held)
+            except Exception as exc:  # they run out by themselves
+                log.warning("could not give saga leases back", error=str(exc))
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            try:
+                await self._claim_due()
+            except Exception as exc:  # database busy or down: try again at the next poll
+                log.warning("saga runner could not claim orders", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
+
+    async def _claim_due(self) -> None:
+        free = self._concurrency - len(self._held)
+        if free <= 0:
+            return
+        now = self._clock()
+        async with self._db.transaction() as session:
+            claims = await OrderRepository(session).claim_due(
+                now, now + self._lease, free, exclude=self._held.keys()
+            )
+        for order_id, version in claims:
+            self._held[order_id] = version
+            task = asyncio.create_task(self._drive(order_id), name=f"saga-{order_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self.wake()  # a slot is free, and more orders may be due
+
+    async def _drive(self, order_id: str) -> None:
+        try:
+            await self._run_due_steps(order_id)
+        except asyncio.CancelledError:
+            raise  # stopping: stop() gives the lease back
+        except Exception:
+            log.exception("saga interrupted; retried when its lease runs out", order_id=order_id)
+        self._held.pop(order_id, None)
+
+    async def _run_due_steps(self, order_id: str) -> None:
+        """Perform the order's steps one after the other while the next one is due now."""
+        while True:
+            async with self._db.transaction() as session:
+                order = await OrderRepository(session).get(order_id)
+            if order is None or order.is_final or order.version != self._held.get(order_id):
+                return
+            outcome = await self._steps.perform(order)
+            now = self._clock()
+            after = domain.advance(order, outcome, now, self._policy, jitter=random.random())
+            due = after.saga.next_attempt_at
+            goes_on = not after.is_final and due is not None and due <= now
+            saved = await self._record(
+                order, after, outcome, now + self._lease if goes_on else None
+            )
+            if saved is None:
+                log.warning(
+                    "saga step lost a race; another runner has the order", order_id=order_id
+                )
+                return
+            self._held[order_id] = saved.version
+            if not goes_on:
+                return
+
+    async def _record(
+        self, before: Order, after: Order, outcome: Outcome, lease_until: datetime | None
+    ) -> Order | None:
+        """The transition and its event, in one transaction."""
+        change = domain.event_of_change(before, after)
+        async with self._db.transaction() as session:
+            saved = await OrderRepository(session).save(after, lease_until=lease_until)
+            if saved is None:
+                return None
+            if change:
+                event_type, data = change
+                await add_to_outbox(session, new_event(event_type, "order", data, after.id))
+        metrics.saga_steps.labels(before.saga.step.value, outcome.value).inc()
+        log.info(
+            "saga step",
+            order_id=after.id,
+            step=before.saga.step.value,
+            outcome=outcome.value,
+            next_step=after.saga.step.value,
+            status=after.status.value,
+        )
+        if change:
+            self._on_event()
+        return saved
