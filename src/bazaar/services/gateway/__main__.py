@@ -1,0 +1,3 @@
+from bazaar.services.gateway.bootstrap import main
+
+main()

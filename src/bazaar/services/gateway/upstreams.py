@@ -1,0 +1,226 @@
+"""The services behind the gateway: one shared `httpx.AsyncClient` per upstream (keep-alive
+connections, timeouts), and the one generic function that forwards a public request to
+the service that owns its path.
+
+The gateway does not retry a forwarded call: most public writes are not idempotent, and
+the client is the one who knows (and sends an `Idempotency-Key` when it does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+import structlog
+from fastapi import Request
+from starlette.background import BackgroundTask
+from starlette.responses import Response, StreamingResponse
+
+from bazaar.platform.logs import get_logger
+from bazaar.platform.problems import NotFound, Problem
+
+log = get_logger(__name__)
+
+# What a client may tell the service behind the gateway; everything else (cookies above
+# all) stays at the gateway.
+REQUEST_HEADERS = (
+    "authorization",
+    "idempotency-key",
+    "content-type",
+    "accept",
+    "accept-language",
+    "last-event-id",
+)
+# What the service may tell the client. X-Request-ID is not copied: the gateway sends the
+# service its own request id, and its middleware puts that same id on the response.
+RESPONSE_HEADERS = (
+    "content-type",
+    "retry-after",
+    "www-authenticate",
+    "location",
+    "cache-control",
+)
+TransportOverride = httpx.AsyncBaseTransport | Mapping[str, httpx.AsyncBaseTransport] | None
+
+
+class UpstreamUnavailable(Problem):
+    def __init__(self, upstream: str) -> None:
+        super().__init__(
+            503,
+            f"the {upstream} service is unavailable; try again shortly",
+            headers={"Retry-After": "2"},
+        )
+
+
+class UpstreamTimeout(Problem):
+    def __init__(self, upstream: str) -> None:
+        super().__init__(504, f"the {upstream} service did not answer in time")
+
+
+class BodyTooLarge(Problem):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than {limit} bytes")
+
+
+def upstream_failure(upstream: str, exc: httpx.HTTPError) -> Problem:
+    """A connect failure means the service is down (503); a slow answer, a timeout (504)."""
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(
+        exc, httpx.ConnectTimeout | httpx.PoolTimeout
+    ):
+        return UpstreamTimeout(upstream)
+    return UpstreamUnavailable(upstream)
+
+
+class Upstreams:
+    """The HTTP services the gateway talks to, by name (auth, catalog, cart, order)."""
+
+    def __init__(
+        self,
+        urls: Mapping[str, str],
+        *,
+        timeout: float,
+        stream_timeout: float,
+        max_body_bytes: int,
+        transport: TransportOverride = None,
+    ) -> None:
+        self.timeout = httpx.Timeout(timeout, connect=min(timeout, 2.0))
+        self.stream_timeout = httpx.Timeout(stream_timeout, connect=min(timeout, 2.0))
+        self.max_body_bytes = max_body_bytes
+        self._clients = {
+            name: httpx.AsyncClient(
+                base_url=url,
+                timeout=self.timeout,
+                transport=_transport_for(name, transport),
+            )
+            for name, url in urls.items()
+        }
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._clients)
+
+    def client(self, name: str) -> httpx.AsyncClient:
+        return self._clients[name]
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(client.aclose() for client in self._clients.values()))
+
+    async def check_ready(self, probe_seconds: float = 1.0) -> None:
+        """Every upstream's /healthz answers 200, asked all at once."""
+
+        async def probe(name: str) -> None:
+            response = await self._clients[name].get("/healthz", timeout=probe_seconds)
+            response.raise_for_status()
+
+        results = await asyncio.gather(*(probe(n) for n in self._clients), return_exceptions=True)
+        failures = [
+            f"{name}: {type(result).__name__}"
+            for name, result in zip(self._clients, results, strict=True)
+            if isinstance(result, BaseException)
+        ]
+        if failures:
+            raise RuntimeError(", ".join(failures))
+
+
+def _transport_for(name: str, override: TransportOverride) -> httpx.AsyncBaseTransport:
+    if isinstance(override, Mapping):
+        return override[name]
+    if override is not None:
+        return override
+    # retries=1 retries only failed connects (never a sent request): a restarted
+    # neighbour's stale keep-alive connection costs no error.
+    return httpx.AsyncHTTPTransport(
+        retries=1, limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    )
+
+
+def _request_id(request: Request) -> str:
+    # The platform middleware made one (or took the caller's); the service gets the same.
+    bound = structlog.contextvars.get_contextvars().get("request_id")
+    return str(bound or request.headers.get("x-request-id", ""))
+
+
+def _forwarded_headers(request: Request) -> dict[str, str]:
+    headers = {name: request.headers[name] for name in REQUEST_HEADERS if name in request.headers}
+    if request_id := _request_id(request):
+        headers["x-request-id"] = request_id
+    # The services see who is really calling (per-client rate limits on auth).
+    client_host = request.client.host if request.client else ""
+    prior = request.headers.get("x-forwarded-for")
+    headers["x-forwarded-for"] = f"{prior}, {client_host}" if prior else client_host
+    headers["x-forwarded-proto"] = request.url.scheme
+    if "host" in request.headers:
+        headers["x-forwarded-host"] = request.headers["host"]
+    return headers
+
+
+def _target(request: Request) -> str:
+    """The path and query exactly as the client sent them (still percent-encoded)."""
+    if any(segment in (".", "..") for segment in request.url.path.split("/")):
+        raise NotFound(f"no such resource: {request.method} {request.url.path}")
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    target = raw_path.decode("latin-1")
+    if query := request.scope.get("query_string", b""):
+        target += "?" + query.decode("latin-1")
+    return target
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def forward(request: Request, upstream: str, *, long_lived: bool = False) -> Response:
+    """Send the request, unchanged, to `upstream` and answer with what it answers: status,
+    the headers a client needs, and the body (streamed through when it is an event stream).
+    `long_lived` allows a stream to stay silent for `stream_timeout` rather than `timeout`."""
+    upstreams: Upstreams = request.app.state.upstreams
+    client = upstreams.client(upstream)
+    body = await _body(request, upstreams.max_body_bytes)
+    outgoing = client.build_request(
+        request.method,
+        httpx.URL(_target(request)),
+        headers=_forwarded_headers(request),
+        content=body or None,
+        timeout=upstreams.stream_timeout if long_lived else upstreams.timeout,
+    )
+    try:
+        answer = await client.send(outgoing, stream=True)
+    except httpx.HTTPError as exc:
+        log.warning("upstream call failed", upstream=upstream, error=type(exc).__name__)
+        raise upstream_failure(upstream, exc) from exc
+    headers = {name: answer.headers[name] for name in RESPONSE_HEADERS if name in answer.headers}
+    if answer.headers.get("content-type", "").startswith("text/event-stream"):
+        headers["x-accel-buffering"] = "no"  # a buffering proxy in front would hold events
+        return StreamingResponse(
+            _relay(answer, upstream),
+            status_code=answer.status_code,
+            headers=headers,
+            background=BackgroundTask(answer.aclose),
+        )
+    try:
+        content = await answer.aread()
+    except httpx.HTTPError as exc:
+        raise upstream_failure(upstream, exc) from exc
+    finally:
+        await answer.aclose()
+    return Response(content, status_code=answer.status_code, headers=headers)
+
+
+async def _relay(answer: httpx.Response, upstream: str) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in answer.aiter_bytes():
+            yield chunk
+    except httpx.HTTPError as exc:
+        # The headers are sent already: all that is left is to end the stream cleanly;
+        # an SSE client reconnects (or polls) on its own.
+        log.warning("upstream stream broken", upstream=upstream, error=type(exc).__name__)
