@@ -25,8 +25,10 @@ STATE_STYLES = {
 
 
 def format_ports(ports: Mapping[str, int]) -> str:
-    main, *others = ports.items()
-    return " ".join([str(main[1]), *(f"{role} {port}" for role, port in others)]) if ports else "-"
+    if not ports:
+        return "-"
+    (_, main), *others = ports.items()
+    return " ".join([str(main), *(f"{role} {port}" for role, port in others)])
 
 
 def format_uptime(seconds: float | None) -> str:
