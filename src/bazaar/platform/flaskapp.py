@@ -29,6 +29,7 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from bazaar.platform import metrics
 from bazaar.platform.config import ServiceSettings
@@ -67,11 +68,9 @@ def json_body(model: type[Model]) -> Model:
     if not raw.strip():
         raise Problem(422, "the request body is empty: send a JSON object")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(422, f"the request body is not valid JSON: {exc}") from None
-    try:
-        return model.model_validate(data)
+        # pydantic's own parser: bad UTF-8, broken JSON and absurd nesting are all
+        # validation errors here, never an exception a handler did not expect.
+        return model.model_validate_json(raw)
     except ValidationError as exc:
         errors = [
             {
@@ -112,8 +111,10 @@ def _install_problem_handlers(app: Flask) -> None:
         )
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> Response:
+    def _http(exc: HTTPException) -> BaseResponse:
         status = exc.code or 500
+        if status < 400:  # a routing redirect (a missing trailing slash) is no error
+            return exc.get_response()
         if status == 404:
             detail = f"no such resource: {request.method} {request.path}"
         elif status == 405:

@@ -11,6 +11,7 @@ from bazaar.platform.flaskapp import SyncDatabase, bearer_token, json_body
 from bazaar.platform.problems import Conflict, Problem
 from bazaar.platform.tokens import InvalidToken
 from bazaar.services.auth import domain, handlers
+from bazaar.services.auth.openapi import openapi_document
 from bazaar.services.auth.passwords import Passwords
 from bazaar.services.auth.schemas import LoginBody, SignupBody, TokenResponse, UserPublic
 
@@ -78,3 +79,8 @@ def me() -> JsonReply:
 @blueprint.get("/.well-known/jwks.json")
 def jwks() -> JsonReply:
     return handlers.jwks(_deps().db), 200, JWKS_CACHE
+
+
+@blueprint.get("/openapi.json")
+def openapi() -> JsonReply:
+    return openapi_document(), 200, {}

@@ -12,13 +12,17 @@ from bazaar.services.auth import domain
 from bazaar.services.auth.domain import User
 from bazaar.services.auth.handlers import Issued
 
-Email = Annotated[str, Field(max_length=320), AfterValidator(domain.check_email)]
+Email = Annotated[
+    str,
+    Field(max_length=domain.EMAIL_MAX_LENGTH, json_schema_extra={"format": "email"}),
+    AfterValidator(domain.check_email),
+]
 NewPassword = Annotated[
     str, Field(min_length=domain.PASSWORD_MIN_LENGTH, max_length=domain.PASSWORD_MAX_LENGTH)
 ]
 # At login only the length is bounded: no hashing of megabytes, no hints about the policy.
 GivenPassword = Annotated[str, Field(min_length=1, max_length=domain.PASSWORD_MAX_LENGTH)]
-Name = Annotated[str, Field(max_length=1000), AfterValidator(domain.check_name)]
+Name = Annotated[str, Field(max_length=domain.NAME_MAX_LENGTH), AfterValidator(domain.check_name)]
 
 
 class Strict(BaseModel):

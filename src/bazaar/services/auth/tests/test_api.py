@@ -1,3 +1,4 @@
+import json
 from typing import Any
 
 import jwt
@@ -13,6 +14,7 @@ from bazaar.platform.tokens import InvalidToken, TokenVerifier
 from bazaar.services.auth.store import UserRow
 
 PASSWORD = "correct horse"
+GOOD = {"email": "a@example.com", "password": PASSWORD, "name": "A"}
 PROBLEM = "application/problem+json"
 
 
@@ -114,6 +116,12 @@ def test_bad_signups_are_422_and_change_nothing(
         ('["a list"]', "application/json", 422),
         ("null", "application/json", 422),
         (b"\xff\xfe", "application/json", 422),
+        ("[" * 100_000 + "]" * 100_000, "application/json", 422),
+        (
+            json.dumps({**GOOD, "password": "x" * 8}).replace("xxxxxxxx", "\\ud800" * 8),
+            "application/json",
+            422,
+        ),
     ],
 )
 def test_bodies_that_are_not_a_json_object_are_refused(
@@ -316,3 +324,18 @@ def test_readyz_is_503_when_the_keys_table_is_gone(app: Flask, db: SyncDatabase)
         session.execute(text("DROP TABLE signing_keys"))
     body = assert_problem(app.test_client().get("/readyz"), 503)
     assert "signing_keys" in body["detail"]
+
+
+def test_the_openapi_document_describes_the_api(client: FlaskClient) -> None:
+    document = body(client.get("/openapi.json"))
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) == {
+        "/api/auth/signup",
+        "/api/auth/login",
+        "/api/auth/me",
+        "/.well-known/jwks.json",
+    }
+    signup = document["components"]["schemas"]["SignupBody"]
+    assert set(signup["required"]) == {"email", "password", "name"}
+    assert signup["additionalProperties"] is False
+    assert "roles" not in signup["properties"]
