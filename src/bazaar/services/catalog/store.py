@@ -115,7 +115,7 @@ class CatalogRepository:
             .limit(query.page.page_size)
         )
         return Page(
-            items=[Listing(row.to_domain(), stock) for row, stock in rows.tuples()],
+            items=[Listing(row.to_domain(), stock) for row, stock in rows],
             total=total or 0,
             page=query.page.page,
             page_size=query.page.page_size,
@@ -149,7 +149,7 @@ class CatalogRepository:
                 ProductRow.id.in_(list(product_ids))
             )
         )
-        return {pid: Quote(pid, name, price) for pid, name, price in rows.tuples()}
+        return {pid: Quote(pid, name, price) for pid, name, price in rows}
 
     async def add(self, product: Product) -> None:
         self._session.add(ProductRow(**product.__dict__))

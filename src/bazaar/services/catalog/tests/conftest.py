@@ -1,0 +1,68 @@
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from faststream.nats import NatsMessage, TestNatsBroker
+
+from bazaar.platform.bus import Bus
+from bazaar.platform.db import Database
+from bazaar.platform.events import DEADLETTER_PREFIX, DEADLETTER_STREAM
+from bazaar.platform.testing import TokenMinter, migrated_database
+from bazaar.services.catalog.bootstrap import MIGRATIONS, build_app
+from bazaar.services.catalog.settings import CatalogSettings
+from bazaar.services.catalog.tests.samples import DeadLetters, seed_products
+
+
+@pytest.fixture
+def minter() -> TokenMinter:
+    return TokenMinter()
+
+
+@pytest.fixture
+def admin(minter: TokenMinter) -> dict[str, str]:
+    return minter.headers(roles=["customer", "admin"])
+
+
+@pytest.fixture
+def customer(minter: TokenMinter) -> dict[str, str]:
+    return minter.headers(roles=["customer"])
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    return migrated_database(MIGRATIONS, tmp_path)
+
+
+@pytest.fixture
+def bus() -> Bus:
+    # One delivery: a failing event is dead-lettered at once, with no retry to wait for.
+    return Bus("nats://127.0.0.1:4222", "catalog", max_deliveries=1)
+
+
+@pytest.fixture
+def dead_letters(bus: Bus) -> DeadLetters:
+    seen = DeadLetters()
+
+    @bus.broker.subscriber(DEADLETTER_PREFIX + "catalog.>", stream=DEADLETTER_STREAM)
+    async def collect(msg: NatsMessage) -> None:
+        seen.bodies.append(msg.body)
+        seen.errors.append(msg.headers.get("x-error", ""))
+
+    return seen
+
+
+@pytest.fixture
+async def client(
+    tmp_path: Path, db: Database, bus: Bus, minter: TokenMinter, dead_letters: DeadLetters
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The catalog with the sample products, on an in-memory broker."""
+    await seed_products(db)
+    settings = CatalogSettings(home=tmp_path, environment="test")
+    app = build_app(settings, db=db, bus=bus, verifier=minter.verifier())
+    async with (
+        TestNatsBroker(bus.broker),
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://catalog") as c,
+    ):
+        yield c
