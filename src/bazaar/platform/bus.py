@@ -15,8 +15,8 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
-from nats.errors import NotJSMessageError
 from nats.aio.client import Client as NatsClient
+from nats.errors import NotJSMessageError
 from pydantic import ValidationError
 
 from bazaar.platform import metrics
@@ -180,7 +180,10 @@ class Bus:
         self.broker.subscriber(subject, queue=f"{self.service}-rpc")(answer)
 
     async def request(
-        self, subject: str, payload: dict[str, Any], timeout: float = 2.0  # noqa: ASYNC109
+        self,
+        subject: str,
+        payload: dict[str, Any],
+        timeout: float = 2.0,  # noqa: ASYNC109
     ) -> Any:
         try:
             reply = await self.broker.request(json.dumps(payload), subject, timeout=timeout)

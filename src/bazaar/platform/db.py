@@ -57,11 +57,16 @@ def _tune_sqlite(dbapi_connection: Any, _: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
-def _begin_immediate(connection: Any) -> None:
+READ_ONLY = "bazaar_read_only"
+
+
+def _begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front: units of work run one after the other,
     # read-then-write races (two checkouts reserving the last unit) cannot happen, and
-    # no transaction fails late on a lock upgrade. Concurrent readers still run (WAL).
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # no transaction fails late on a lock upgrade. Read-only sessions take a snapshot
+    # instead and run beside the writer (WAL).
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -73,7 +78,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
-        event.listen(engine.sync_engine, "begin", _begin_immediate)
+        event.listen(engine.sync_engine, "begin", _begin)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("pool_pre_ping", True)
@@ -87,6 +92,9 @@ class Database:
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = async_sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -96,6 +104,12 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A unit of work: commits on success, rolls back on any exception."""
         async with self.sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A consistent read that never waits for, nor blocks, the writers."""
+        async with self._read_sessions() as session, session.begin():
             yield session
 
     async def ping(self) -> None:

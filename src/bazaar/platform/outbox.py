@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bazaar.platform import metrics
@@ -87,7 +88,9 @@ class OutboxRelay:
             except Exception as exc:  # broker down, database busy: wait and try again
                 failures += 1
                 published = 0
-                log.warning("outbox relay failed", error=str(exc), attempt=failures)
+                log.warning(
+                    "outbox relay failed", error=f"{type(exc).__name__}: {exc}", attempt=failures
+                )
                 await asyncio.sleep(min(0.2 * 2**failures, 5.0))
                 continue
             if published < self._batch_size:
@@ -97,16 +100,36 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch in order; returns how many rows were published."""
+        if self._db.is_sqlite:
+            return await self._publish_then_mark()
+        return await self._publish_locked()
+
+    def _unpublished(self) -> Select[tuple[int, Any]]:
+        return (
+            select(outbox.c.seq, outbox.c.envelope)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.seq)
+            .limit(self._batch_size)
+        )
+
+    async def _publish_then_mark(self) -> int:
+        # SQLite has one writer at a time: publish outside any write transaction, so a
+        # slow broker never stalls the service's own writes. One relay per database.
+        async with self._db.reading() as session:
+            rows = (await session.execute(self._unpublished())).all()
+        done: list[int] = []
+        try:
+            for seq, envelope in rows:
+                await self._bus.publish_event(Envelope.model_validate(envelope))
+                done.append(seq)
+        finally:
+            await self._mark_published(done)
+        return len(done)
+
+    async def _publish_locked(self) -> int:
+        # Several replicas relay at once: each locks its batch, skipping rows another holds.
         async with self._db.transaction() as session:
-            query = (
-                select(outbox.c.seq, outbox.c.envelope)
-                .where(outbox.c.published_at.is_(None))
-                .order_by(outbox.c.seq)
-                .limit(self._batch_size)
-            )
-            if not self._db.is_sqlite:
-                # Several replicas relay at once without publishing a row twice.
-                query = query.with_for_update(skip_locked=True)
+            query = self._unpublished().with_for_update(skip_locked=True)
             rows = (await session.execute(query)).all()
             done: list[int] = []
             try:
@@ -120,11 +143,20 @@ class OutboxRelay:
                         .where(outbox.c.seq.in_(done))
                         .values(published_at=datetime.now(UTC))
                     )
-                    metrics.outbox_published.labels(self._service).inc(len(done))
+        metrics.outbox_published.labels(self._service).inc(len(done))
         return len(done)
 
+    async def _mark_published(self, done: list[int]) -> None:
+        if not done:
+            return
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(outbox).where(outbox.c.seq.in_(done)).values(published_at=datetime.now(UTC))
+            )
+        metrics.outbox_published.labels(self._service).inc(len(done))
+
     async def pending(self) -> int:
-        async with self._db.sessions() as session:
+        async with self._db.reading() as session:
             count = await session.scalar(
                 select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
             )

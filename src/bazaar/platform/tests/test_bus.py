@@ -10,8 +10,8 @@ from bazaar.platform.events import DEADLETTER_STREAM, Envelope, new_event
 from bazaar.platform.testing import NatsServer
 
 
-async def eventually(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
+async def eventually(condition, limit: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + limit
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
@@ -58,7 +58,9 @@ async def test_poison_messages_are_dead_lettered_and_consumption_goes_on(
     consumer.on_event("order.created", "consumer", handle)
     await producer.start()
     await consumer.start()
-    await producer.broker.publish(b"{not json", "bazaar.events.order.created", stream="BAZAAR_EVENTS")
+    await producer.broker.publish(
+        b"{not json", "bazaar.events.order.created", stream="BAZAAR_EVENTS"
+    )
     await producer.publish_event(new_event("order.created", "producer", {"poison": True}))
     good = new_event("order.created", "producer", {"fine": True})
     await producer.publish_event(good)

@@ -63,8 +63,13 @@ async def test_other_calls_are_not_retried_and_4xx_pass_through() -> None:
 async def test_the_breaker_opens_and_stops_calling() -> None:
     transport, calls = flaky(100)
     client = ResilientClient(
-        "test", "upstream", "http://upstream", transport=transport, attempts=1,
-        breaker_threshold=3, breaker_ttl=60,
+        "test",
+        "upstream",
+        "http://upstream",
+        transport=transport,
+        attempts=1,
+        breaker_threshold=3,
+        breaker_ttl=60,
     )
     for _ in range(3):
         with pytest.raises(UpstreamError):

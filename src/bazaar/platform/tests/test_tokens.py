@@ -42,7 +42,9 @@ async def test_forged_and_stale_tokens_are_refused(minter: TokenMinter) -> None:
     assert "algorithm" in await refused(verifier, unsigned)
 
     public_pem = minter.jwks["keys"][0]["x"].encode()
-    hs256 = jwt.encode(claims, public_pem, algorithm="HS256", headers={"kid": minter.kid, "typ": "at+jwt"})
+    hs256 = jwt.encode(
+        claims, public_pem, algorithm="HS256", headers={"kid": minter.kid, "typ": "at+jwt"}
+    )
     assert "algorithm" in await refused(verifier, hs256)
 
     tampered = header + "." + b64({**claims, "roles": ["admin"]}) + "." + signature
@@ -66,5 +68,7 @@ async def test_missing_claims_are_refused(minter: TokenMinter) -> None:
     good = minter.token("u1")
     claims = jwt.decode(good, options={"verify_signature": False})
     del claims["exp"]
-    no_exp = jwt.encode(claims, minter._key, algorithm="EdDSA", headers={"kid": minter.kid, "typ": "at+jwt"})
+    no_exp = jwt.encode(
+        claims, minter._key, algorithm="EdDSA", headers={"kid": minter.kid, "typ": "at+jwt"}
+    )
     assert "exp" in await refused(minter.verifier(), no_exp)

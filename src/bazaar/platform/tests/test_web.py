@@ -49,7 +49,9 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
 
 
 async def test_every_error_is_a_problem(client: httpx.AsyncClient) -> None:
-    assert "qty" in str(assert_problem(await client.post("/things", json={"qty": "x"}), 422)["detail"])
+    assert "qty" in str(
+        assert_problem(await client.post("/things", json={"qty": "x"}), 422)["detail"]
+    )
     assert_problem(await client.post("/things", content=b"{broken"), 422)
     assert assert_problem(await client.get("/things/7"), 404)["detail"] == "no thing 7"
     assert_problem(await client.get("/nowhere"), 404)
