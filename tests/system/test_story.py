@@ -95,6 +95,8 @@ def test_sign_up_browse_buy_get_paid_get_mail(api: httpx.Client, platform: Platf
     assert [(i["product_id"], i["qty"]) for i in order["items"]] == [(product["id"], 2)]
     mails = poll(lambda: platform.mails_to(email), bool, timeout=15, what=f"a mail to {email}")
     assert len(mails) == 1
+    body = mails[0].get_body(preferencelist=("plain", "html"))
+    assert body is not None and order["id"] in body.get_content()
     poll(
         lambda: stock_of(api, product["id"]),
         lambda s: s == before - 2,

@@ -82,7 +82,7 @@ def public_port(args: argparse.Namespace) -> int:
 
 
 class Interrupted(BaseException):
-    """SIGTERM, turned into an exception so it unwinds like Ctrl-C."""
+    """SIGTERM or SIGHUP, turned into an exception so it unwinds like Ctrl-C."""
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -101,7 +101,9 @@ def up(args: argparse.Namespace, home: Home) -> int:
     platform = Platform(
         home.root, port, services=TOPOLOGY, on_change=view.changed, on_message=view.say
     )
+    # SIGTERM (bazaar stop) and SIGHUP (the terminal went away) stop like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     code = EXIT_OK
     try:
         with view:
@@ -122,6 +124,7 @@ def up(args: argparse.Namespace, home: Home) -> int:
         # A second Ctrl-C must not cut the orderly stop short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         if platform.ports:
             print("stopping…", file=sys.stderr, flush=True)
         platform.stop()
