@@ -24,7 +24,7 @@ import structlog
 import waitress
 from flask import Flask, Response, g, request
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,7 +33,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from bazaar.platform import metrics
 from bazaar.platform.config import ServiceSettings
-from bazaar.platform.db import _begin_immediate, _tune_sqlite
+from bazaar.platform.db import _tune_sqlite
 from bazaar.platform.logs import get_logger
 from bazaar.platform.problems import PROBLEM_JSON, Problem, problem_body
 
@@ -230,6 +230,9 @@ class SyncDatabase:
         self.url = sync_url(url)
         self.engine = _create_engine(self.url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -241,6 +244,12 @@ class SyncDatabase:
         with self.sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A consistent read that never waits for, nor blocks, the writers."""
+        with self._read_sessions() as session, session.begin():
+            yield session
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -249,15 +258,26 @@ class SyncDatabase:
         self.engine.dispose()
 
 
+_READ_ONLY = "bazaar_read_only"
+
+
+def _begin(connection: Connection) -> None:
+    # As on the async engine: a unit of work takes SQLite's write lock up front
+    # (IMMEDIATE), so read-then-write races cannot happen and no transaction fails late
+    # on a lock upgrade; a read-only session takes a snapshot beside the writer (WAL).
+    read_only = connection.get_execution_options().get(_READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
 def _create_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_sync_engine(url, **kwargs)
-        # The same tuning and the same BEGIN IMMEDIATE units of work as the async engine.
+        # The platform's SQLite tuning (WAL, busy_timeout; transactions begun by us).
         event.listen(engine, "connect", _tune_sqlite)
-        event.listen(engine, "begin", _begin_immediate)
+        event.listen(engine, "begin", _begin)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("pool_pre_ping", True)

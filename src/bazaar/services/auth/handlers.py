@@ -96,7 +96,7 @@ def login(
     """A token for the right password. Wrong password and unknown email fail alike, in
     about the same time."""
     now = now or _now()
-    with db.transaction() as session:
+    with db.reading() as session:
         user = UserRepository(session).by_email(domain.normalize_email(command.email))
     if user is None:
         passwords.burn(command.password)
@@ -121,7 +121,7 @@ def authenticate(db: SyncDatabase, token: str) -> User:
     the platform's verifier against this service's own published keys."""
     verifier = TokenVerifier(jwks=jwks(db))
     principal = _run(verifier.verify(token))
-    with db.transaction() as session:
+    with db.reading() as session:
         user = UserRepository(session).by_id(principal.user_id)
     if user is None:
         raise domain.UnknownUser(principal.user_id)
@@ -129,7 +129,7 @@ def authenticate(db: SyncDatabase, token: str) -> User:
 
 
 def jwks(db: SyncDatabase) -> dict[str, list[dict[str, str]]]:
-    with db.transaction() as session:
+    with db.reading() as session:
         active = KeyRepository(session).active()
     return {"keys": [keys.public_jwk(key) for key in active]}
 
@@ -160,7 +160,7 @@ def seed_admins(
     """Create the admins that do not exist yet (idempotent): (created, already there)."""
     created = present = 0
     for admin in admins:
-        with db.transaction() as session:
+        with db.reading() as session:
             exists = UserRepository(session).by_email(domain.normalize_email(admin.email))
         if exists:
             present += 1

@@ -50,3 +50,18 @@ def test_a_failed_unit_of_work_leaves_nothing(tmp_path: Path) -> None:
             assert session.scalar(text("SELECT count(*) FROM t")) == 0
     finally:
         db.dispose()
+
+
+def test_a_read_runs_beside_an_open_unit_of_work(tmp_path: Path) -> None:
+    db = SyncDatabase(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        with db.transaction() as session:
+            session.execute(text("CREATE TABLE t (n INTEGER)"))
+        with db.transaction() as writer:  # holds SQLite's write lock until it ends
+            writer.execute(text("INSERT INTO t VALUES (1)"))
+            with db.reading() as reader:  # would wait 10 s if it asked for the lock
+                assert reader.scalar(text("SELECT count(*) FROM t")) == 0
+        with db.reading() as reader:
+            assert reader.scalar(text("SELECT count(*) FROM t")) == 1
+    finally:
+        db.dispose()
