@@ -17,7 +17,7 @@ from pathlib import Path
 from bazaar.services.gateway.domain import may_read_mail, recipients
 
 # Maildir keys are "<seconds>.<unique>.<host>"; anything else is not a key of ours.
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9._,=-]{1,200}$")
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._,=-]{0,199}$")
 LIST_LIMIT = 200
 
 
