@@ -128,7 +128,10 @@ class SagaRunner:
         self._loop_task = asyncio.create_task(self._run(), name="saga-runner")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
+        if self._loop_task is not None:  # first: no new saga starts while the rest stop
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -148,8 +151,11 @@ class SagaRunner:
                 await self._claim_due()
             except Exception as exc:  # database busy or down: try again at the next poll
                 log.warning("saga runner could not claim orders", error=str(exc))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+            # cancellation that arrives together with a wake-up, and stop() would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
+                async with asyncio.timeout(self._poll_seconds):
+                    await self._wakeup.wait()
 
     async def _claim_due(self) -> None:
         free = self._concurrency - len(self._held)

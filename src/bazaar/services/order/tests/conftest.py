@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bazaar.platform.migrations import migrate
+from bazaar.platform.testing import TokenMinter
+from bazaar.services.order.bootstrap import MIGRATIONS
+from bazaar.services.order.tests.support import Neighbours, Shop, running_shop
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'order.db'}"
+    migrate(MIGRATIONS, url)
+    return url
+
+
+@pytest.fixture
+def minter() -> TokenMinter:
+    return TokenMinter()
+
+
+@pytest.fixture
+def neighbours() -> Neighbours:
+    return Neighbours()
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Tests override this fixture (or parametrize it) to change the service's settings."""
+    return {}
+
+
+@pytest.fixture
+async def shop(
+    tmp_path: Path,
+    database_url: str,
+    minter: TokenMinter,
+    neighbours: Neighbours,
+    settings_overrides: dict[str, Any],
+) -> AsyncIterator[Shop]:
+    async with running_shop(
+        tmp_path, database_url, minter, neighbours, **settings_overrides
+    ) as running:
+        yield running

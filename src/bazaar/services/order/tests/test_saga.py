@@ -1,0 +1,174 @@
+"""The checkout saga end to end, over fakes of inventory and payment that can fail."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from bazaar.platform.testing import TokenMinter
+from bazaar.services.order.domain import Step
+from bazaar.services.order.store import OrderRow
+from bazaar.services.order.tests.fakes import FakeInventory, FakePayments
+from bazaar.services.order.tests.support import Neighbours, Shop, running_shop
+
+
+async def test_out_of_stock_cancels_without_charging(shop: Shop) -> None:
+    shop.neighbours.inventory.stock["p-pot"] = 1
+    order_id = await shop.place("ann", ("p-tea", 1), ("p-pot", 2))
+    order = await shop.final(order_id)
+    assert (order.status, order.reason) == ("cancelled", "out_of_stock")
+    assert ("charge", order_id) not in shop.neighbours.payments.calls
+    assert shop.neighbours.inventory.stock["p-tea"] == 100  # nothing was held
+    assert await shop.events(order_id) == ["order.created", "order.cancelled"]
+    assert await shop.event_data(order_id, "order.cancelled") == {
+        "order_id": order_id,
+        "user_id": "ann",
+        "email": "ann@example.com",
+        "reason": "out_of_stock",
+    }
+
+
+async def test_a_declined_payment_releases_the_stock_and_cancels(shop: Shop) -> None:
+    shop.neighbours.payments.mode = "decline"
+    order_id = await shop.place("ann", ("p-mug", 3))
+    order = await shop.final(order_id)
+    assert (order.status, order.reason) == ("cancelled", "payment_declined")
+    assert shop.neighbours.inventory.state[order_id] == "released"
+    assert shop.neighbours.inventory.stock["p-mug"] == 100
+    assert ("refund", order_id) not in shop.neighbours.payments.calls
+    assert await shop.events(order_id) == ["order.created", "order.cancelled"]
+
+
+async def test_payment_back_before_the_deadline_gets_the_order_paid(shop: Shop) -> None:
+    payments = shop.neighbours.payments
+    payments.mode = "down"
+    order_id = await shop.place("ann", ("p-tea", 1))
+    await shop.until(order_id, lambda _: payments.calls[("charge", order_id)] >= 3)
+    pending = await shop.order(order_id)
+    assert (pending.status, pending.saga.step) == ("pending", Step.CHARGE)
+    assert pending.saga.attempts >= 2  # the retries are persisted
+    payments.mode = "ok"
+    order = await shop.final(order_id)
+    assert order.status == "paid"
+    assert await shop.events(order_id) == ["order.created", "order.paid"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"payment_deadline_seconds": 0.2}])
+async def test_a_charge_that_landed_unheard_is_refunded_at_the_deadline(shop: Shop) -> None:
+    payments = shop.neighbours.payments
+    payments.mode = "lost"  # the processor charges, but its answer never arrives
+    order_id = await shop.place("ann", ("p-pot", 1))
+    order = await shop.final(order_id)
+    assert (order.status, order.reason) == ("cancelled", "payment_unavailable")
+    assert payments.charges[order_id] == "refunded"
+    assert shop.neighbours.inventory.state[order_id] == "released"
+    assert shop.neighbours.inventory.stock["p-pot"] == 100
+    assert await shop.events(order_id) == ["order.created", "order.cancelled"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"payment_deadline_seconds": 0.2}])
+async def test_payment_down_past_the_deadline_cancels_once_refund_is_answered(
+    shop: Shop,
+) -> None:
+    payments = shop.neighbours.payments
+    payments.mode = "down"
+    order_id = await shop.place("ann", ("p-pot", 1))
+    # Past the deadline the saga asks for a refund, and keeps asking while payment is down:
+    # cancelling before knowing whether a charge exists could leave a charge behind.
+    waiting = await shop.until(order_id, lambda _: payments.calls[("refund", order_id)] >= 2)
+    assert (waiting.status, waiting.saga.step) == ("pending", Step.REFUND)
+    assert shop.neighbours.inventory.state[order_id] == "reserved"
+    payments.mode = "ok"
+    order = await shop.final(order_id)
+    assert (order.status, order.reason) == ("cancelled", "payment_unavailable")
+    assert order_id not in payments.charges  # nothing was ever charged
+    assert shop.neighbours.inventory.state[order_id] == "released"
+    assert await shop.events(order_id) == ["order.created", "order.cancelled"]
+
+
+async def test_inventory_outages_are_waited_out(shop: Shop) -> None:
+    inventory, payments = shop.neighbours.inventory, shop.neighbours.payments
+    payments.gate = asyncio.Event()
+    inventory.down = True
+    order_id = await shop.place("ann", ("p-tea", 1))
+    await shop.until(order_id, lambda _: inventory.calls[("reserve", order_id)] >= 3)
+    inventory.down = False
+    await shop.until(order_id, lambda _: payments.calls[("charge", order_id)] == 1)
+    inventory.down = True  # down again before the commit
+    payments.gate.set()
+    await shop.until(order_id, lambda _: inventory.calls[("commit", order_id)] >= 2)
+    assert (await shop.order(order_id)).status == "pending"
+    inventory.down = False
+    assert (await shop.final(order_id)).status == "paid"
+    assert inventory.state[order_id] == "committed"
+    assert shop.neighbours.payments.calls[("charge", order_id)] == 1
+
+
+async def test_a_reservation_lost_before_commit_is_refunded_and_cancelled(shop: Shop) -> None:
+    payments = shop.neighbours.payments
+    payments.gate = asyncio.Event()
+    order_id = await shop.place("ann", ("p-mug", 1))
+    await shop.until(order_id, lambda _: payments.calls[("charge", order_id)] == 1)
+    shop.neighbours.inventory.state[order_id] = "released"  # e.g. expired by inventory
+    payments.gate.set()
+    order = await shop.final(order_id)
+    assert (order.status, order.reason) == ("cancelled", "out_of_stock")
+    assert payments.charges[order_id] == "refunded"
+
+
+async def test_concurrent_sagas_never_oversell(shop: Shop) -> None:
+    shop.neighbours.inventory.stock["p-pot"] = 5
+    users = [f"user-{n}" for n in range(12)]
+    for user in users:
+        shop.neighbours.carts.put(user, ("p-pot", 1))
+    answers = await asyncio.gather(*(shop.checkout(user) for user in users))
+    order_ids = [a.json()["order_id"] for a in answers]
+    orders = await asyncio.gather(*(shop.final(order_id) for order_id in order_ids))
+    assert sorted(o.status for o in orders) == ["cancelled"] * 7 + ["paid"] * 5
+    assert {o.reason for o in orders if o.status == "cancelled"} == {"out_of_stock"}
+    assert shop.neighbours.inventory.stock["p-pot"] == 0
+    for order in orders:
+        assert shop.neighbours.payments.calls[("charge", order.id)] == (
+            1 if order.status == "paid" else 0
+        )
+
+
+async def test_a_saga_interrupted_after_reserve_resumes_on_a_fresh_app(
+    tmp_path: Path, database_url: str, minter: TokenMinter
+) -> None:
+    inventory = FakeInventory()
+    stuck = FakePayments()
+    stuck.gate = asyncio.Event()  # never opens: the process "dies" during the charge
+    first = Neighbours(inventory=inventory, payments=stuck)
+    async with running_shop(tmp_path, database_url, minter, first) as shop:
+        order_id = await shop.place("ann", ("p-tea", 2))
+        await shop.until(order_id, lambda _: stuck.calls[("charge", order_id)] == 1)
+    # What a kill -9 leaves behind: the order held by a runner that no longer exists.
+    async with shop.db.transaction() as session:
+        await session.execute(
+            update(OrderRow).values(lease_until=datetime.now(UTC) + timedelta(hours=1))
+        )
+
+    payments = FakePayments()
+    second = Neighbours(inventory=inventory, payments=payments, carts=first.carts)
+    async with running_shop(tmp_path, database_url, minter, second) as shop:
+        order = await shop.final(order_id)
+        assert order.status == "paid"
+        assert await shop.events(order_id) == ["order.created", "order.paid"]
+    assert inventory.calls[("reserve", order_id)] == 1  # not reserved twice
+    assert inventory.calls[("commit", order_id)] == 1
+    assert inventory.stock["p-tea"] == 98
+    assert payments.charges == {order_id: "captured"}
+
+
+async def test_the_outbox_relay_publishes_the_events(shop: Shop) -> None:
+    order_id = await shop.place("ann", ("p-tea", 1))
+    await shop.final(order_id)
+    relay = shop.app.state.relay
+    for _ in range(200):  # the relay was woken by the commits; give it a moment
+        if await relay.pending() == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert await relay.pending() == 0
