@@ -42,7 +42,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value
 
 
-def _tune_sqlite(dbapi_connection: Any, _: Any) -> None:
+def tune_sqlite_connection(dbapi_connection: Any, _: Any) -> None:
     # WAL lets readers run beside the single writer; busy_timeout makes writers queue
     # instead of failing with "database is locked" when several tasks write at once.
     cursor = dbapi_connection.cursor()
@@ -53,14 +53,14 @@ def _tune_sqlite(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
     # The driver's own transaction handling starts a transaction only at the first write,
     # so the reads before it see other commits: a unit of work would not be isolated.
-    # We begin every transaction ourselves instead (see _begin_immediate).
+    # We begin every transaction ourselves instead (see begin_sqlite_transaction).
     dbapi_connection.isolation_level = None
 
 
 READ_ONLY = "bazaar_read_only"
 
 
-def _begin(connection: Any) -> None:
+def begin_sqlite_transaction(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front: units of work run one after the other,
     # read-then-write races (two checkouts reserving the last unit) cannot happen, and
     # no transaction fails late on a lock upgrade. Read-only sessions take a snapshot
@@ -77,8 +77,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _tune_sqlite)
-        event.listen(engine.sync_engine, "begin", _begin)
+        event.listen(engine.sync_engine, "connect", tune_sqlite_connection)
+        event.listen(engine.sync_engine, "begin", begin_sqlite_transaction)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("pool_pre_ping", True)

@@ -26,7 +26,8 @@ def deadletter_subject(consumer: str, event_type: str) -> str:
 class Envelope(BaseModel):
     """A CloudEvents-shaped event: what every service publishes and consumes."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Unknown envelope fields are ignored: a producer may add some before its consumers know them.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     specversion: str = "1.0"
     id: str = Field(min_length=1, max_length=64)

@@ -24,7 +24,7 @@ import structlog
 import waitress
 from flask import Flask, Response, g, request
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,7 +33,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from bazaar.platform import metrics
 from bazaar.platform.config import ServiceSettings
-from bazaar.platform.db import _tune_sqlite
+from bazaar.platform.db import READ_ONLY, begin_sqlite_transaction, tune_sqlite_connection
 from bazaar.platform.logs import get_logger
 from bazaar.platform.problems import PROBLEM_JSON, Problem, problem_body
 
@@ -231,7 +231,7 @@ class SyncDatabase:
         self.engine = _create_engine(self.url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
-            self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
         )
 
     @property
@@ -258,17 +258,6 @@ class SyncDatabase:
         self.engine.dispose()
 
 
-_READ_ONLY = "bazaar_read_only"
-
-
-def _begin(connection: Connection) -> None:
-    # As on the async engine: a unit of work takes SQLite's write lock up front
-    # (IMMEDIATE), so read-then-write races cannot happen and no transaction fails late
-    # on a lock upgrade; a read-only session takes a snapshot beside the writer (WAL).
-    read_only = connection.get_execution_options().get(_READ_ONLY, False)
-    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
-
-
 def _create_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -276,8 +265,8 @@ def _create_engine(url: str, **kwargs: Any) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_sync_engine(url, **kwargs)
         # The platform's SQLite tuning (WAL, busy_timeout; transactions begun by us).
-        event.listen(engine, "connect", _tune_sqlite)
-        event.listen(engine, "begin", _begin)
+        event.listen(engine, "connect", tune_sqlite_connection)
+        event.listen(engine, "begin", begin_sqlite_transaction)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("pool_pre_ping", True)

@@ -22,7 +22,7 @@ async def view(db: Database, pricing: Pricing, user_id: str) -> PricedCart:
 
 
 async def contents(db: Database, user_id: str) -> Cart:
-    async with db.transaction() as session:
+    async with db.reading() as session:
         return await CartRepository(session).get(user_id)
 
 

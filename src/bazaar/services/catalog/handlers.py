@@ -49,17 +49,17 @@ class SeedSummary:
 
 
 async def list_products(db: Database, query: ProductQuery) -> Page:
-    async with db.transaction() as session:
+    async with db.reading() as session:
         return await CatalogRepository(session).search(query)
 
 
 async def find_product(db: Database, product_id: str) -> Listing | None:
-    async with db.transaction() as session:
+    async with db.reading() as session:
         return await CatalogRepository(session).listing(product_id)
 
 
 async def list_categories(db: Database) -> list[Category]:
-    async with db.transaction() as session:
+    async with db.reading() as session:
         return await CatalogRepository(session).categories()
 
 
@@ -88,7 +88,7 @@ async def update_product(db: Database, product_id: str, changes: ProductChanges)
 
 
 async def quote(db: Database, product_ids: Sequence[str]) -> Quotes:
-    async with db.transaction() as session:
+    async with db.reading() as session:
         prices = await CatalogRepository(session).prices(set(product_ids))
     return domain.quote(product_ids, prices)
 

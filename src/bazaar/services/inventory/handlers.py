@@ -145,7 +145,7 @@ class InventoryService:
         return await self._in_transaction(work)
 
     async def stock(self, query: GetStock) -> list[Stock]:
-        async with self._db.sessions() as session:
+        async with self._db.reading() as session:
             return await InventoryRepository(session).stock_levels(query.product_ids)
 
     async def seed(self, command: SeedStock) -> SeedSummary:

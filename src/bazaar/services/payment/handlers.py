@@ -82,5 +82,5 @@ async def refund(db: Database, processor: Processor, order_id: str) -> Payment |
 
 
 async def find(db: Database, order_id: str) -> Payment | None:
-    async with db.transaction() as session:
+    async with db.reading() as session:
         return await PaymentRepository(session).by_order(order_id)
