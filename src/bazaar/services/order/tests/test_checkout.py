@@ -127,9 +127,7 @@ async def test_a_user_sees_only_their_own_orders_newest_first(shop: Shop) -> Non
         answer = await shop.client.get(path, headers=shop.auth("ann"))
         assert answer.status_code == 404, path
         assert answer.headers["content-type"] == "application/problem+json"
-    assert (await shop.client.get("/api/orders", headers=shop.auth("cid"))).json() == {
-        "items": []
-    }
+    assert (await shop.client.get("/api/orders", headers=shop.auth("cid"))).json() == {"items": []}
 
 
 async def test_unknown_and_malformed_order_ids_are_404(shop: Shop) -> None:
