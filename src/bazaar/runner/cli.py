@@ -24,10 +24,10 @@ from rich.table import Table
 
 from bazaar.runner.demo import admin_login
 from bazaar.runner.home import Home, default_home, tail
-from bazaar.runner.platform import Platform, StartupError
+from bazaar.runner.platform import Platform, StartupError, already_running
 from bazaar.runner.ports import PortInUse, ensure_free
 from bazaar.runner.probes import probe_for
-from bazaar.runner.state import pid_alive, read_state, running_runner
+from bazaar.runner.state import pid_alive, read_state, reclaim, running_runner
 from bazaar.runner.topology import SERVICES, ServiceSpec, process_names
 from bazaar.runner.views import LiveView, PlainView, format_ports
 
@@ -91,6 +91,10 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def up(args: argparse.Namespace, home: Home) -> int:
     port = public_port(args)
+    other = reclaim(home.state_file)
+    if other:
+        print(already_running(home, other), file=sys.stderr)
+        return EXIT_USAGE
     try:
         ensure_free(port)  # before anything is drawn or started
     except PortInUse as exc:

@@ -26,7 +26,7 @@ from bazaar.runner.demo import demo_file
 from bazaar.runner.home import Home
 from bazaar.runner.ports import LOOPBACK, ensure_free, free_ports
 from bazaar.runner.probes import http_ok, tcp_open
-from bazaar.runner.state import kill_orphans, read_state, running_runner, write_state
+from bazaar.runner.state import reclaim, write_state
 from bazaar.runner.supervisor import Backoff, ProcessSpec, Snapshot, State, Supervisor
 from bazaar.runner.topology import SERVICES, ServiceSpec
 
@@ -43,6 +43,10 @@ class StartupError(Exception):
 
 class AlreadyRunning(StartupError):
     pass
+
+
+def already_running(home: Home, pid: int) -> str:
+    return f"bazaar already runs on {home.root} (pid {pid}); `bazaar stop` first"
 
 
 def nats_binary() -> str:
@@ -129,8 +133,8 @@ class Platform:
         """Start everything and return once every process is ready. On failure (or Ctrl-C)
         everything started is stopped again before the error propagates."""
         deadline = time.monotonic() + timeout
+        self._claim_home()  # first: orphans of a killed runner may hold the public port
         ensure_free(self.public_port)
-        self._claim_home()
         self.ports = self._plan_ports()
         self.env = self._common_env()
         self._running = True
@@ -214,15 +218,9 @@ class Platform:
 
     def _claim_home(self) -> None:
         self.home.create()
-        other = running_runner(self.home.state_file)
-        if other and other != os.getpid():
-            raise AlreadyRunning(
-                f"bazaar already runs on {self.home.root} (pid {other}); `bazaar stop` first"
-            )
-        # A runner killed with SIGKILL could not stop its children: do it now.
-        previous = read_state(self.home.state_file)
-        if previous:
-            kill_orphans(previous)
+        other = reclaim(self.home.state_file)
+        if other:
+            raise AlreadyRunning(already_running(self.home, other))
 
     def _plan_ports(self) -> dict[str, dict[str, int]]:
         wanted: list[tuple[str, str]] = [("nats", "client"), ("nats", "monitor"), ("smtp", "smtp")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,23 @@ def running_runner(path: Path) -> int | None:
     state = read_state(path)
     pid = state.get("pid") if state else None
     return pid if isinstance(pid, int) and pid_alive(pid) else None
+
+
+def reclaim(path: Path, wait: float = 3.0) -> int | None:
+    """Make the home at `path` (its runner.json) ours: the pid of a live runner that owns
+    it, or None once whatever a dead runner (SIGKILLed: it could not stop its children)
+    left running is gone."""
+    owner = running_runner(path)
+    if owner == os.getpid():  # this process's own platform: nothing is orphaned
+        return None
+    if owner:
+        return owner
+    state = read_state(path)
+    orphans = kill_orphans(state) if state else []
+    deadline = time.monotonic() + wait
+    while any(pid_alive(pid) for pid in orphans) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return None
 
 
 def kill_orphans(state: dict[str, Any]) -> list[int]:

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from bazaar.runner import cli
+from bazaar.runner.platform import Platform
 from bazaar.runner.ports import free_ports
 from bazaar.runner.state import read_state
-from bazaar.runner.tests.helpers import running
+from bazaar.runner.tests.helpers import eventually, running
+from bazaar.runner.tests.standin import standins
 
 UP_WITH_STANDINS = (
     "import sys\n"
@@ -42,7 +44,7 @@ def bazaar_up(home: Path, port: int, **kwargs) -> subprocess.Popen[str]:
     return subprocess.Popen(command, text=True, **kwargs)
 
 
-def read_until(process: subprocess.Popen[str], marker: str, timeout: float = 30) -> str:
+def read_until(process: subprocess.Popen[str], marker: str, timeout: float = 60) -> str:
     assert process.stdout is not None
     seen = ""
     deadline = time.monotonic() + timeout
@@ -93,7 +95,7 @@ def test_up_on_a_terminal_draws_the_table_and_stops_on_ctrl_c(tmp_path: Path) ->
     os.close(follower)
     screen = b""
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while b"Ctrl-C to stop" not in screen and time.monotonic() < deadline:
             if select.select([leader], [], [], 0.5)[0]:
                 screen += os.read(leader, 65536)
@@ -153,7 +155,6 @@ def test_logs_prints_the_tail(tmp_path: Path, capsys) -> None:
 
 
 def test_migrate_and_seed_commands(tmp_path: Path, monkeypatch, capsys) -> None:
-    from bazaar.runner.tests.standin import standins
 
     monkeypatch.setattr(cli, "TOPOLOGY", standins())
     assert cli.main(["--home", str(tmp_path), "migrate"]) == 0
@@ -167,3 +168,27 @@ def test_migrate_and_seed_commands(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("STANDIN_FAIL", "migrate")
     assert cli.main(["--home", str(tmp_path), "migrate"]) == 1
     assert "migrations failed" in capsys.readouterr().err
+
+
+def test_a_new_up_cleans_up_after_a_runner_killed_with_sigkill(tmp_path: Path) -> None:
+    home, port = tmp_path / "home", free_ports(1)[0]
+    runner = bazaar_up(home, port, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        read_until(runner, "Ctrl-C to stop")
+        state = read_state(home / "runner.json")
+        assert state is not None
+        orphans = [p["pid"] for p in state["processes"]]
+
+        runner.kill()  # no chance to stop its children
+        runner.wait()
+        assert all(running(pid) for pid in orphans)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+
+    again = Platform(home, port, services=standins(), step_wait=2)
+    try:
+        again.start(timeout=60)  # the orphaned gateway held the port: it is freed first
+        eventually(lambda: not any(running(pid) for pid in orphans), timeout=5)
+    finally:
+        again.stop()

@@ -35,7 +35,7 @@ def make(home: Path, port: int | None = None, **kwargs) -> Platform:
 def platform(tmp_path_factory: pytest.TempPathFactory):
     # One platform for the tests that leave it as they found it.
     platform = make(tmp_path_factory.mktemp("shared") / "home")
-    platform.start(timeout=30)
+    platform.start(timeout=60)
     yield platform
     platform.stop()
 
@@ -122,13 +122,13 @@ def test_a_stopped_process_can_be_started_again(platform: Platform) -> None:
 
     platform.start_process("nats")
 
-    assert platform.wait_ready("nats", timeout=10)
+    assert platform.wait_ready("nats", timeout=20)
 
 
 def test_stop_leaves_nothing_behind_and_a_restart_keeps_the_data(tmp_path: Path) -> None:
     home = tmp_path / "home"
     platform = make(home)
-    platform.start(timeout=30)
+    platform.start(timeout=60)
     pids = [pid for pid in platform.pids.values() if pid]
 
     platform.stop()
@@ -140,7 +140,7 @@ def test_stop_leaves_nothing_behind_and_a_restart_keeps_the_data(tmp_path: Path)
     assert all(p["pid"] is None and p["state"] == "stopped" for p in state["processes"])
 
     again = make(home)
-    again.start(timeout=30)
+    again.start(timeout=60)
     again.stop()
     lines = (platform.home.root / "standin.log").read_text().splitlines()
     assert lines.count("migrate") == 6 and sum(line.startswith("seed") for line in lines) == 2
@@ -148,7 +148,7 @@ def test_stop_leaves_nothing_behind_and_a_restart_keeps_the_data(tmp_path: Path)
 
 def test_the_public_port_must_be_free(tmp_path: Path, platform: Platform) -> None:
     with pytest.raises(PortInUse, match=f"port {platform.public_port} is in use; set BAZAAR_PORT="):
-        make(tmp_path / "other", platform.public_port).start(timeout=30)
+        make(tmp_path / "other", platform.public_port).start(timeout=60)
 
 
 def test_one_home_one_runner(platform: Platform) -> None:
@@ -158,7 +158,7 @@ def test_one_home_one_runner(platform: Platform) -> None:
     state_file.write_text(json.dumps({**json.loads(original), "pid": os.getppid()}))
     try:
         with pytest.raises(AlreadyRunning, match="bazaar stop"):
-            make(platform.home.root).start(timeout=30)
+            make(platform.home.root).start(timeout=60)
     finally:
         state_file.write_text(original)
 
@@ -167,7 +167,7 @@ def test_a_failing_migration_stops_start_up_with_its_log(tmp_path: Path) -> None
     platform = make(tmp_path / "home", extra_env={"STANDIN_FAIL": "migrate"})
 
     with pytest.raises(StartupError) as caught:
-        platform.start(timeout=30)
+        platform.start(timeout=60)
 
     message = str(caught.value)
     assert message.startswith("migrations failed: auth exited with code 3")
@@ -179,7 +179,7 @@ def test_a_service_that_never_gets_ready_fails_start_up_with_its_log(tmp_path: P
     platform = make(tmp_path / "home", extra_env={"STANDIN_FAIL": "serve"})
 
     with pytest.raises(StartupError) as caught:
-        platform.start(timeout=3)
+        platform.start(timeout=4)
 
     message = str(caught.value)
     assert message.startswith("not ready in time: auth (")

@@ -40,7 +40,7 @@ def recorder() -> Recorder:
 def supervisor(recorder: Recorder):
     supervisor = Supervisor(FAST, recorder)
     yield supervisor
-    supervisor.stop_all(timeout=5)
+    supervisor.stop_all(timeout=15)
 
 
 def spec(tmp_path: Path, name: str, command: list[str], **kwargs) -> ProcessSpec:
@@ -57,11 +57,11 @@ def test_a_process_becomes_ready_when_its_probe_passes(tmp_path, supervisor) -> 
     gate = tmp_path / "ready"
     process = supervisor.start(spec(tmp_path, "svc", SLEEPER, probe=gate.exists))
 
-    assert process.wait_for({State.STARTING}, timeout=5)
+    assert process.wait_for({State.STARTING}, timeout=15)
     assert not process.wait_ready(timeout=0.3)
     gate.touch()
 
-    assert process.wait_ready(timeout=5)
+    assert process.wait_ready(timeout=15)
     assert running(process.pid)
 
 
@@ -69,7 +69,7 @@ def test_a_crashing_process_restarts_with_doubling_backoff(tmp_path, supervisor,
     crasher = python("import sys; print('boom', flush=True); sys.exit(3)")
     process = supervisor.start(spec(tmp_path, "crasher", crasher))
 
-    eventually(lambda: process.restarts >= 4, timeout=10)
+    eventually(lambda: process.restarts >= 4, timeout=20)
 
     assert recorder.delays("crasher")[:4] == [0.05, 0.1, 0.2, 0.2]
     restarting = next(s for s in recorder.snapshots if s.state == State.RESTARTING)
@@ -81,33 +81,33 @@ def test_backoff_resets_after_the_process_was_healthy_long_enough(tmp_path, reco
     supervisor = Supervisor(Backoff(initial=0.05, maximum=5, reset_after=0.3), recorder)
     try:
         process = supervisor.start(spec(tmp_path, "flaky", python("import time; time.sleep(0.5)")))
-        eventually(lambda: process.restarts >= 3, timeout=10)
+        eventually(lambda: process.restarts >= 3, timeout=20)
     finally:
-        supervisor.stop_all(timeout=5)
+        supervisor.stop_all(timeout=15)
 
     assert recorder.delays("flaky")[:3] == [0.05, 0.05, 0.05]
 
 
 def test_a_killed_process_is_restarted_with_a_new_pid(tmp_path, supervisor) -> None:
     process = supervisor.start(spec(tmp_path, "svc", SLEEPER))
-    assert process.wait_ready(timeout=5)
+    assert process.wait_ready(timeout=15)
     first = process.pid
 
     process.signal(signal.SIGKILL)
 
-    eventually(lambda: process.restarts == 1 and process.state == State.READY, timeout=5)
+    eventually(lambda: process.restarts == 1 and process.state == State.READY, timeout=15)
     assert process.pid != first
     assert not running(first)
 
 
 def test_restart_replaces_the_process_at_once(tmp_path, supervisor, recorder) -> None:
     process = supervisor.start(spec(tmp_path, "svc", SLEEPER))
-    assert process.wait_ready(timeout=5)
+    assert process.wait_ready(timeout=15)
     first = process.pid
 
     process.restart()
 
-    eventually(lambda: process.restarts == 1 and process.state == State.READY, timeout=5)
+    eventually(lambda: process.restarts == 1 and process.state == State.READY, timeout=15)
     assert process.pid != first
     assert recorder.delays("svc") == [0.0]
 
@@ -115,7 +115,7 @@ def test_restart_replaces_the_process_at_once(tmp_path, supervisor, recorder) ->
 def test_a_command_that_cannot_start_is_retried_not_fatal(tmp_path, supervisor) -> None:
     process = supervisor.start(spec(tmp_path, "ghost", [str(tmp_path / "no-such-binary")]))
 
-    eventually(lambda: process.restarts >= 2, timeout=5)
+    eventually(lambda: process.restarts >= 2, timeout=15)
 
     assert process.pid is None
     assert "cannot start" in (tmp_path / "ghost.log").read_text()
@@ -124,18 +124,21 @@ def test_a_command_that_cannot_start_is_retried_not_fatal(tmp_path, supervisor) 
 def test_stop_all_stops_the_services_before_the_infrastructure(tmp_path) -> None:
     order = tmp_path / "order"
     on_term = (
-        "import signal, sys, time\n"
+        "import pathlib, signal, sys, time\n"
         "def stop(*_):\n"
         f"    open({str(order)!r}, 'a').write(sys.argv[1] + '\\n'); sys.exit(0)\n"
         "signal.signal(signal.SIGTERM, stop)\n"
+        "pathlib.Path(sys.argv[2]).touch()  # ready: the handler is in place\n"
         "time.sleep(60)\n"
     )
     supervisor = Supervisor(FAST)
     for name, tier in (("nats", 0), ("smtp", 0), ("auth", 1), ("order", 1), ("gateway", 1)):
-        supervisor.start(spec(tmp_path, name, [*python(on_term), name], tier=tier))
+        up = tmp_path / f"{name}.up"
+        supervisor.start(
+            spec(tmp_path, name, [*python(on_term), name, str(up)], tier=tier, probe=up.exists)
+        )
     for process in supervisor.processes:
-        assert process.wait_ready(timeout=5)
-    time.sleep(0.3)  # let each child install its SIGTERM handler
+        assert process.wait_ready(timeout=15)
 
     supervisor.stop_all(timeout=5, tier_reserve=1)
 
@@ -159,25 +162,25 @@ def test_stop_all_leaves_no_process_behind(tmp_path) -> None:
     supervisor = Supervisor(FAST)
     supervisor.start(spec(tmp_path, "stubborn", stubborn))
     supervisor.start(spec(tmp_path, "sleeper", SLEEPER))
-    eventually(lambda: pids.exists() and len(pids.read_text().split()) == 2, timeout=5)
+    eventually(lambda: pids.exists() and len(pids.read_text().split()) == 2, timeout=15)
     parent, child = map(int, pids.read_text().split())
     sleeper = supervisor["sleeper"].pid
 
     started = time.monotonic()
     supervisor.stop_all(timeout=2)
 
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 4
     eventually(lambda: not any(running(pid) for pid in (parent, child, sleeper)), timeout=2)
     assert all(p.state == State.STOPPED for p in supervisor.processes)
 
 
 def test_a_process_that_exits_while_stopping_is_not_restarted(tmp_path, supervisor) -> None:
     process = supervisor.start(spec(tmp_path, "svc", SLEEPER))
-    assert process.wait_ready(timeout=5)
+    assert process.wait_ready(timeout=15)
 
     process.terminate()
 
-    assert process.join(timeout=5)
+    assert process.join(timeout=15)
     assert process.state == State.STOPPED and process.restarts == 0
 
 
