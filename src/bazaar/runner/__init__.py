@@ -1,0 +1,10 @@
+"""The embedded runner: `bazaar up` starts nats-server, an SMTP sink and every service as
+its own OS process on one machine, supervises them and stops them cleanly.
+
+    topology.py    the services, their order and kinds: the one table to edit
+    platform.py    `Platform`: the whole platform as an object (the CLI and tests use it)
+    supervisor.py  processes in their own groups: readiness, restart with backoff, stop
+    cli.py         `bazaar up|status|stop|migrate|seed|logs`
+    smtp.py        the Maildir SMTP sink (`python -m bazaar.runner.smtp`)
+    demo/          the demo data seeded on the first start
+"""
