@@ -155,14 +155,24 @@ class HttpPayments:
         raise PaymentsUnavailable(f"charge answered status {status!r}")
 
     async def refund(self, order_id: str) -> Refund:
-        answer = await self._call(
-            "POST", f"/internal/payments/{url_quote(order_id, safe='')}/refund"
-        )
-        if answer.status_code in (404, 409):  # no charge, or a declined one
+        """Refund the order's charge, if there is one. Looking first lets an order that was
+        never charged be cancelled while the processor is down (its refunds answer 503,
+        but the payment service still knows what it charged)."""
+        path = f"/internal/payments/{url_quote(order_id, safe='')}"
+        found = await self._call("GET", path)
+        if found.status_code == 404:
             return Refund.NOTHING_TO_REFUND
-        if answer.status_code != 200 or _status(answer) != "refunded":
-            raise PaymentsUnavailable(f"refund answered {answer.status_code}: {_detail(answer)}")
-        return Refund.REFUNDED
+        status = _status(found) if found.status_code == 200 else None
+        if status == "declined":
+            return Refund.NOTHING_TO_REFUND
+        if status == "refunded":
+            return Refund.REFUNDED
+        if status != "captured":
+            raise PaymentsUnavailable(f"payment lookup answered {found.status_code}")
+        answer = await self._call("POST", f"{path}/refund")
+        if answer.status_code == 200 and _status(answer) == "refunded":
+            return Refund.REFUNDED
+        raise PaymentsUnavailable(f"refund answered {answer.status_code}: {_detail(answer)}")
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -69,7 +69,7 @@ async def checkout(db: Database, carts: Carts, pricing: Pricing, command: Checko
 
 
 async def _by_key(db: Database, user_id: str, key: str) -> Order | None:
-    async with db.transaction() as session:
+    async with db.reading() as session:
         return await OrderRepository(session).by_idempotency_key(user_id, key)
 
 
@@ -77,12 +77,12 @@ async def find(db: Database, user_id: str, order_id: str) -> Order | None:
     """The user's order; another user's order does not exist for them."""
     if not domain.is_order_id(order_id):
         return None
-    async with db.transaction() as session:
+    async with db.reading() as session:
         return await OrderRepository(session).of_user(user_id, order_id)
 
 
 async def newest(db: Database, user_id: str) -> list[Order]:
-    async with db.transaction() as session:
+    async with db.reading() as session:
         return await OrderRepository(session).newest_of_user(user_id)
 
 

@@ -85,7 +85,9 @@ class Payments(Protocol):
 
     async def charge(self, order_id: str, amount_cents: int) -> Charge: ...
 
-    async def refund(self, order_id: str) -> Refund: ...
+    async def refund(self, order_id: str) -> Refund:
+        """Give back the order's charge if one exists (a no-op otherwise)."""
+        ...
 
 
 class Carts(Protocol):

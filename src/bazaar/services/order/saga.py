@@ -188,7 +188,7 @@ class SagaRunner:
     async def _run_due_steps(self, order_id: str) -> None:
         """Perform the order's steps one after the other while the next one is due now."""
         while True:
-            async with self._db.transaction() as session:
+            async with self._db.reading() as session:  # the write below checks the version
                 order = await OrderRepository(session).get(order_id)
             if order is None or order.is_final or order.version != self._held.get(order_id):
                 return

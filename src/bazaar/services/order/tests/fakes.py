@@ -78,8 +78,10 @@ class FakeInventory:
 
 
 class FakePayments:
-    """`mode`: ok, decline, down (nothing charged), or lost (charged, but the answer is
-    lost on the way back: the caller sees it as unavailable)."""
+    """`mode`: ok; decline; outage (the processor is down: charges and refunds fail, but
+    the service still tells that nothing was charged); down (the service is unreachable);
+    lost (charged, but the answer is lost on the way back: the caller sees it as
+    unavailable)."""
 
     def __init__(self, mode: str = "ok") -> None:
         self.mode = mode
@@ -93,8 +95,8 @@ class FakePayments:
         self.calls[("charge", order_id)] += 1
         if self.gate is not None:
             await self.gate.wait()
-        if self.mode == "down":
-            raise PaymentsUnavailable("payment is down (fake)")
+        if self.mode in ("down", "outage"):
+            raise PaymentsUnavailable(f"payment is {self.mode} (fake)")
         if order_id not in self.charges:
             self.charges[order_id] = "declined" if self.mode == "decline" else "captured"
             self.amounts[order_id] = amount_cents
@@ -106,10 +108,13 @@ class FakePayments:
         self.calls[("refund", order_id)] += 1
         if self.mode == "down":
             raise PaymentsUnavailable("payment is down (fake)")
-        if self.charges.get(order_id) in ("captured", "refunded"):
-            self.charges[order_id] = "refunded"
-            return Refund.REFUNDED
-        return Refund.NOTHING_TO_REFUND
+        charge = self.charges.get(order_id)
+        if charge not in ("captured", "refunded"):
+            return Refund.NOTHING_TO_REFUND
+        if charge == "captured" and self.mode == "outage":
+            raise PaymentsUnavailable("payment is in an outage (fake)")
+        self.charges[order_id] = "refunded"
+        return Refund.REFUNDED
 
 
 @dataclass

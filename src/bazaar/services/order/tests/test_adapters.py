@@ -199,26 +199,50 @@ async def test_an_open_breaker_is_unavailable_without_calling() -> None:
 
 
 @pytest.mark.parametrize(
-    ("answer", "expected"),
+    ("found", "refund", "expected", "calls"),
     [
-        (httpx.Response(200, json={"status": "refunded"}), Refund.REFUNDED),
-        (httpx.Response(404, json={"detail": "no payment"}), Refund.NOTHING_TO_REFUND),
-        (httpx.Response(409, json={"detail": "declined"}), Refund.NOTHING_TO_REFUND),
+        (404, None, Refund.NOTHING_TO_REFUND, ["GET"]),
+        ("declined", None, Refund.NOTHING_TO_REFUND, ["GET"]),
+        ("refunded", None, Refund.REFUNDED, ["GET"]),
+        ("captured", "refunded", Refund.REFUNDED, ["GET", "POST"]),
     ],
 )
-async def test_refund_answers(answer: httpx.Response, expected: Refund) -> None:
-    paths: list[str] = []
+async def test_refund_looks_before_it_refunds(
+    found: int | str, refund: str | None, expected: Refund, calls: list[str]
+) -> None:
+    seen: list[tuple[str, str]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        paths.append(request.url.path)
-        return answer
+        seen.append((request.method, request.url.path))
+        if request.method == "GET":
+            if found == 404:
+                return httpx.Response(404, json={"detail": "no payment"})
+            return httpx.Response(200, json={"order_id": "o1", "status": found})
+        return httpx.Response(200, json={"order_id": "o1", "status": refund})
 
     assert await HttpPayments(http_client(handler)).refund("o1") is expected
-    assert paths == ["/internal/payments/o1/refund"]
+    assert [method for method, _ in seen] == calls
+    assert seen[0][1] == "/internal/payments/o1"
+    assert seen[1:] in ([], [("POST", "/internal/payments/o1/refund")])
 
 
-async def test_a_refund_that_fails_is_unavailable() -> None:
-    payments = HttpPayments(http_client(lambda _: httpx.Response(500), attempts=1))
+@pytest.mark.parametrize(
+    ("lookup", "refund"),
+    [
+        (httpx.Response(503), None),
+        (httpx.Response(200, json={"status": "weird"}), None),
+        (httpx.Response(200, json={"status": "captured"}), httpx.Response(503)),
+        (httpx.Response(200, json={"status": "captured"}), httpx.Response(409)),
+    ],
+)
+async def test_a_refund_that_fails_is_unavailable(
+    lookup: httpx.Response, refund: httpx.Response | None
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert refund is not None or request.method == "GET"
+        return lookup if request.method == "GET" else refund  # type: ignore[return-value]
+
+    payments = HttpPayments(http_client(handler, attempts=1))
     with pytest.raises(PaymentsUnavailable):
         await payments.refund("o1")
 

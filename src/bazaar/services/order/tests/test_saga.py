@@ -69,11 +69,25 @@ async def test_a_charge_that_landed_unheard_is_refunded_at_the_deadline(shop: Sh
 
 
 @pytest.mark.parametrize("settings_overrides", [{"payment_deadline_seconds": 0.2}])
+async def test_a_payment_outage_past_the_deadline_cancels_and_releases(shop: Shop) -> None:
+    payments = shop.neighbours.payments
+    payments.mode = "outage"  # stays so: the order must not wait for the processor
+    order_id = await shop.place("ann", ("p-pot", 1))
+    order = await shop.final(order_id)
+    assert (order.status, order.reason) == ("cancelled", "payment_unavailable")
+    assert payments.calls[("charge", order_id)] >= 2
+    assert order_id not in payments.charges
+    assert shop.neighbours.inventory.state[order_id] == "released"
+    assert shop.neighbours.inventory.stock["p-pot"] == 100
+    assert await shop.events(order_id) == ["order.created", "order.cancelled"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"payment_deadline_seconds": 0.2}])
 async def test_payment_down_past_the_deadline_cancels_once_refund_is_answered(
     shop: Shop,
 ) -> None:
     payments = shop.neighbours.payments
-    payments.mode = "down"
+    payments.mode = "down"  # unreachable: whether it charged cannot be known
     order_id = await shop.place("ann", ("p-pot", 1))
     # Past the deadline the saga asks for a refund, and keeps asking while payment is down:
     # cancelling before knowing whether a charge exists could leave a charge behind.
