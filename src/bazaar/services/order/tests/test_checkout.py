@@ -176,5 +176,7 @@ async def test_operations_endpoints(shop: Shop) -> None:
     ready = await shop.client.get("/readyz")
     assert ready.status_code == 200, ready.text
     await shop.final(await shop.place("ann", ("p-tea", 1)))
+    schema = (await shop.client.get("/openapi.json")).json()
+    assert {"/api/checkout", "/api/orders", "/api/orders/{order_id}/events"} <= set(schema["paths"])
     metrics = (await shop.client.get("/metrics")).text
     assert 'bazaar_saga_steps_total{outcome="done",step="charge"}' in metrics

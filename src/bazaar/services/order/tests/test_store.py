@@ -3,14 +3,11 @@
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from bazaar.platform.db import Database
-from bazaar.platform.testing import migrated_database
 from bazaar.services.order import domain
-from bazaar.services.order.bootstrap import MIGRATIONS
 from bazaar.services.order.domain import CartLine, Order, Outcome, SagaPolicy
 from bazaar.services.order.store import OrderRepository
 from bazaar.services.order.tests.fakes import CATALOG
@@ -23,8 +20,8 @@ POLICY = SagaPolicy(
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = migrated_database(MIGRATIONS, tmp_path)
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
     yield database
     await database.dispose()
 
