@@ -58,7 +58,7 @@ class OrderList(BaseModel):
     items: list[OrderPublic]
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:  # async: no thread-pool hop per request
     return request.app.state.db
 
 
@@ -71,7 +71,7 @@ IdempotencyKey = Annotated[
 async def owned_order(order_id: str, user: CurrentUser, db: DatabaseDep) -> Order:
     order = await handlers.find(db, user.user_id, order_id)
     if order is None:
-        raise NotFound(f"no order {order_id}")
+        raise NotFound(f"no order {order_id[:100]}")
     return order
 
 
