@@ -9,14 +9,16 @@ keeps failing, is moved to a dead-letter subject with its error, and the consume
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from nats.aio.client import Client as NatsClient
-from nats.errors import NotJSMessageError
+from nats.errors import NoRespondersError, NotJSMessageError
 from pydantic import ValidationError
 
 from bazaar.platform import metrics
@@ -185,12 +187,24 @@ class Bus:
         payload: dict[str, Any],
         timeout: float = 2.0,  # noqa: ASYNC109
     ) -> Any:
-        try:
-            reply = await self.broker.request(json.dumps(payload), subject, timeout=timeout)
-        except TimeoutError as exc:
-            raise RemoteError("timeout", f"no answer on {subject} within {timeout}s") from exc
-        except Exception as exc:  # no responders, connection closed
-            raise RemoteError("unavailable", f"{subject}: {type(exc).__name__}: {exc}") from exc
+        body_out = json.dumps(payload)
+        deadline = time.monotonic() + timeout
+        pause = 0.02
+        while True:
+            try:
+                reply = await self.broker.request(body_out, subject, timeout=timeout)
+                break
+            except TimeoutError as exc:
+                raise RemoteError("timeout", f"no answer on {subject} within {timeout}s") from exc
+            except NoRespondersError as exc:
+                # Nobody listens right now (a responder restarting, or its subscription
+                # not yet known everywhere): try again while the caller's budget lasts.
+                if time.monotonic() + pause >= deadline:
+                    raise RemoteError("unavailable", f"no responder on {subject}") from exc
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.5)
+            except Exception as exc:  # connection closed, broker down
+                raise RemoteError("unavailable", f"{subject}: {type(exc).__name__}: {exc}") from exc
         body = json.loads(reply.body)
         if "error" in body:
             raise RemoteError(body["error"]["code"], body["error"]["detail"])

@@ -52,4 +52,14 @@ def run_service_cli(
     elif args.command == "seed" and seed:
         print(asyncio.run(seed(settings, args.file)))
     else:
+        prepare(settings, migrations_dir, seed)
         serve(settings)
+
+
+def prepare(settings: ServiceSettings, migrations_dir: Path | None, seed: Seeder | None) -> None:
+    """What the embedded runner asks a service to do before it serves: one process instead
+    of three per service makes `bazaar up` start in half the time."""
+    if migrations_dir and settings.migrate_on_start:
+        migrate(migrations_dir, settings.database_url)
+    if seed and settings.seed_file:
+        print(asyncio.run(seed(settings, settings.seed_file)), flush=True)

@@ -34,6 +34,12 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     log_format: str = Field(default="json", pattern="^(json|console)$")
     environment: str = Field(default="embedded", pattern="^(embedded|production|test)$")
+    migrate_on_start: bool = Field(
+        default=False, description="Upgrade the database before serving (the embedded mode)."
+    )
+    seed_file: Path | None = Field(
+        default=None, description="Demo data loaded before serving, where absent (idempotent)."
+    )
     jwks_url: str = Field(
         default="http://127.0.0.1:8001/.well-known/jwks.json",
         description="Where the auth service publishes its signing keys.",

@@ -48,7 +48,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("uvicorn.access", "waitress.queue"):
+    for noisy in ("uvicorn.access", "waitress.queue", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

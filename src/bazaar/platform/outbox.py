@@ -94,8 +94,11 @@ class OutboxRelay:
                 await asyncio.sleep(min(0.2 * 2**failures, 5.0))
                 continue
             if published < self._batch_size:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that arrives with the wake-up, and stop() would hang.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
+                    async with asyncio.timeout(self._poll_seconds):
+                        await self._wakeup.wait()
                 self._wakeup.clear()
 
     async def publish_pending(self) -> int:

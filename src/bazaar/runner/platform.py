@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from bazaar.runner import smtp, tasks
 from bazaar.runner.demo import demo_file
@@ -79,7 +80,6 @@ class Platform:
         backoff: Backoff | None = None,
         on_change: Listener | None = None,
         on_message: Say | None = None,
-        step_wait: float = 5.0,
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.home = Home(home.resolve())
@@ -88,7 +88,6 @@ class Platform:
         self._python = python
         self._on_change = on_change or (lambda _: None)
         self._say = on_message or (lambda _: None)
-        self._step_wait = step_wait
         self._extra_env = dict(extra_env or {})
         self._supervisor = Supervisor(backoff, self._changed)
         self._state_lock = threading.Lock()
@@ -139,15 +138,22 @@ class Platform:
         self.env = self._common_env()
         self._running = True
         try:
+            self.home.create()
             self._start_infrastructure()
-            self.migrate()
-            if not self.home.seeded_marker.exists():
-                self.seed()
+            first_start = not self.home.seeded_marker.exists()
+            self._say(
+                "each service migrates its database"
+                + (" and loads the demo data" if first_start else "")
+                + " as it starts"
+            )
             self._wait_ready(["nats", "smtp"], deadline)
+            # All at once: each service tolerates its neighbours being late (clients retry,
+            # keys are fetched on first use), and on 2 cores the imports overlap well.
             for service in self.services:
-                process = self._supervisor.start(self._service_spec(service))
-                process.wait_ready(min(self._step_wait, max(deadline - time.monotonic(), 0)))
+                self._supervisor.start(self._service_spec(service, seed=first_start))
             self._wait_ready([p.name for p in self._supervisor.processes], deadline)
+            if first_start:
+                self.home.seeded_marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
         except BaseException:
             self.stop()
             raise
@@ -248,7 +254,8 @@ class Platform:
 
     def _common_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.pop("BAZAAR_OPS_PORT", None)
+        for own in ("BAZAAR_OPS_PORT", "BAZAAR_SEED_FILE", "BAZAAR_MIGRATE_ON_START"):
+            env.pop(own, None)
         env.update(
             {
                 "BAZAAR_HOME": str(self.home.root),
@@ -329,9 +336,13 @@ class Platform:
             )
         )
 
-    def _service_spec(self, service: ServiceSpec) -> ProcessSpec:
+    def _service_spec(self, service: ServiceSpec, *, seed: bool = False) -> ProcessSpec:
         ports = self.ports[service.name]
         env = {**self.env, "BAZAAR_PORT": str(ports[main_role(service)])}
+        if service.database:
+            env["BAZAAR_MIGRATE_ON_START"] = "true"
+        if seed and service.seed_file:
+            env["BAZAAR_SEED_FILE"] = str(demo_file(service.seed_file))
         if "ops" in ports:
             env["BAZAAR_OPS_PORT"] = str(ports["ops"])
         ready = f"{self._health_base(service)}/readyz"
@@ -348,18 +359,29 @@ class Platform:
         )
 
     def _wait_ready(self, names: list[str], deadline: float) -> None:
-        for name in names:
-            self._supervisor[name].wait_ready(max(deadline - time.monotonic(), 0))
-        late = [p for p in self._supervisor.processes if p.name in names and p.state != State.READY]
+        """Wait until every named process is ready; give up early on one that keeps
+        crashing before it ever got ready (a failed migration, a bad setting)."""
+        watched = [p for p in self._supervisor.processes if p.name in names]
+        while time.monotonic() < deadline:
+            if all(p.state == State.READY for p in watched):
+                return
+            crashing = [p for p in watched if p.state != State.READY and p.restarts >= 2]
+            if crashing:
+                raise StartupError(self._describe("crashed while starting", crashing))
+            time.sleep(0.1)
+        late = [p for p in watched if p.state != State.READY]
         if late:
-            lines = [
-                "not ready in time: "
-                + ", ".join(f"{p.name} ({p.state.value}, {p.restarts} restarts)" for p in late)
-            ]
-            for process in late:
-                lines.append(f"--- last lines of {self.home.log(process.name)} ---")
-                lines.append(self.home.log_tail(process.name, 30).rstrip())
-            raise StartupError("\n".join(lines))
+            raise StartupError(self._describe("not ready in time", late))
+
+    def _describe(self, what: str, processes: list[Any]) -> str:
+        lines = [
+            f"{what}: "
+            + ", ".join(f"{p.name} ({p.state.value}, {p.restarts} restarts)" for p in processes)
+        ]
+        for process in processes:
+            lines.append(f"--- last lines of {self.home.log(process.name)} ---")
+            lines.append(self.home.log_tail(process.name, 30).rstrip())
+        return "\n".join(lines)
 
     def _changed(self, snapshot: Snapshot) -> None:
         self._write_state()

@@ -66,6 +66,17 @@ def main(argv: list[str]) -> int:
     if command in ("migrate", "seed"):
         record(" ".join(argv))
         return 0
+    # Serving does what a real service does first in the embedded mode (platform cli).
+    for step, asked in (
+        ("migrate", os.environ.get("BAZAAR_MIGRATE_ON_START") == "true"),
+        ("seed", bool(os.environ.get("BAZAAR_SEED_FILE"))),
+    ):
+        if not asked:
+            continue
+        if os.environ.get("STANDIN_FAIL") == step:
+            print(f"stand-in: {step} fails on purpose", file=sys.stderr)
+            return 3
+        record(step if step == "migrate" else f"seed {os.environ['BAZAAR_SEED_FILE']}")
     ports = [int(os.environ["BAZAAR_PORT"])]
     if os.environ.get("BAZAAR_OPS_PORT"):
         ports.append(int(os.environ["BAZAAR_OPS_PORT"]))
