@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +130,53 @@ class NatsServer:
         if self._process and self._process.poll() is None:
             self._process.terminate()
             self._process.wait(timeout=10)
+
+
+POSTGRES_URL_VARIABLE = "BAZAAR_TEST_POSTGRES_URL"
+DATABASE_BACKENDS = ("sqlite", "postgresql")
+
+
+def require_external(variable: str, what: str) -> str:
+    """The URL of an external server a test needs (PostgreSQL, Redis...). Missing: the test
+    is skipped with the reason on a developer's machine, and fails in CI (CI=true), where
+    `.ci/run` installs and starts every such server."""
+    import os
+
+    import pytest
+
+    value = os.environ.get(variable, "")
+    if not value:
+        message = f"{what} not configured: set {variable} (CI installs and starts it)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return value
+
+
+@asynccontextmanager
+async def provisioned_database(
+    backend: str, migrations_dir: Path, folder: Path, name: str
+) -> AsyncIterator[str]:
+    """A fresh, migrated database of `backend` for one test; yields its URL. PostgreSQL
+    gets a throwaway database on the server at BAZAAR_TEST_POSTGRES_URL."""
+    import asyncio
+
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{folder / f'{name}.db'}"
+        await asyncio.to_thread(migrate, migrations_dir, url)
+        yield url
+        return
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(require_external(POSTGRES_URL_VARIABLE, "PostgreSQL"))
+    database = f"{name}_test_{uuid.uuid4().hex[:12]}"
+    server = await asyncpg.connect(admin.set(drivername="postgresql").render_as_string(False))
+    try:
+        await server.execute(f'CREATE DATABASE "{database}"')
+        url = admin.set(database=database).render_as_string(hide_password=False)
+        await asyncio.to_thread(migrate, migrations_dir, url)
+        yield url
+    finally:
+        await server.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await server.close()

@@ -1,22 +1,16 @@
-import asyncio
 import json
-import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import asyncpg
 import grpc
 import pytest
 from faststream.nats import JStream, TestNatsBroker
-from sqlalchemy.engine import make_url
 
 from bazaar.contracts.generated import inventory_pb2_grpc
 from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
 from bazaar.platform.events import EVENTS_STREAM, event_subject
-from bazaar.platform.migrations import migrate
-from bazaar.platform.testing import migrated_database
+from bazaar.platform.testing import DATABASE_BACKENDS, provisioned_database
 from bazaar.services.inventory.bootstrap import MIGRATIONS, InventoryProcess, build_inventory
 from bazaar.services.inventory.domain import SeedStock
 from bazaar.services.inventory.settings import InventorySettings
@@ -30,29 +24,13 @@ def settings(tmp_path: Path) -> InventorySettings:
     )
 
 
-# Set to a PostgreSQL server's URL (postgresql+asyncpg://user@host:port/postgres) to run
-# every database test on a fresh PostgreSQL database instead of SQLite.
-POSTGRES_URL = os.environ.get("BAZAAR_TEST_POSTGRES_URL", "")
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    if not POSTGRES_URL:
-        yield migrated_database(MIGRATIONS, tmp_path, "inventory")
-        return
-    admin = make_url(POSTGRES_URL)
-    name = f"inventory_test_{uuid.uuid4().hex[:12]}"
-    server = await asyncpg.connect(admin.set(drivername="postgresql").render_as_string(False))
-    try:
-        await server.execute(f'CREATE DATABASE "{name}"')
-        url = admin.set(database=name).render_as_string(hide_password=False)
-        await asyncio.to_thread(migrate, MIGRATIONS, url)
+@pytest.fixture(params=DATABASE_BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """Every database test runs on SQLite and on PostgreSQL."""
+    async with provisioned_database(request.param, MIGRATIONS, tmp_path, "inventory") as url:
         database = Database(url)
         yield database
         await database.dispose()
-    finally:
-        await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await server.close()
 
 
 @pytest.fixture
