@@ -180,3 +180,20 @@ async def provisioned_database(
     finally:
         await server.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await server.close()
+
+
+def require_program(path: str, what: str, package: str) -> str:
+    """A program a test needs (a browser...): skipped with the reason on a developer's
+    machine, a failure in CI (CI=true), where `.ci/run` installs it."""
+    import os
+    import shutil
+
+    import pytest
+
+    found = path if os.access(path, os.X_OK) else shutil.which(Path(path).name)
+    if not found:
+        message = f"{what} not found at {path}: apt-get install {package} (CI installs it)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
