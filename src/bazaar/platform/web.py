@@ -22,6 +22,9 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bazaar.platform import metrics
+from bazaar.platform.bodylimit import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
+from bazaar.platform.bus import Bus
+from bazaar.platform.db import Database
 from bazaar.platform.logs import get_logger
 from bazaar.platform.problems import PROBLEM_JSON, Problem, problem_body
 
@@ -131,16 +134,66 @@ def _route_template(scope: Scope) -> str:
     return "unmatched"
 
 
+def database_resource(db: Database) -> Resource:
+    """The service's database, in `app.state.db` while the app runs, disposed after."""
+
+    @asynccontextmanager
+    async def database_lifetime(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = db
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    return database_lifetime
+
+
+def bus_resource(bus: Bus) -> Resource:
+    """The bus, in `app.state.bus`. List it after the database: consumers write to it, so
+    the bus starts after the database and stops before it. Subscribe before it starts."""
+
+    @asynccontextmanager
+    async def bus_lifetime(app: FastAPI) -> AsyncIterator[None]:
+        app.state.bus = bus
+        await bus.start()
+        try:
+            yield
+        finally:
+            await bus.stop()
+
+    return bus_lifetime
+
+
+def standard_readiness(db: Database | None = None, bus: Bus | None = None) -> list[ReadinessCheck]:
+    """Readiness checks named for what they check: /readyz reports failures by name."""
+    checks: list[ReadinessCheck] = []
+    if db is not None:
+
+        async def database_reachable() -> None:
+            await db.ping()
+
+        checks.append(database_reachable)
+    if bus is not None:
+
+        async def broker_reachable() -> bool:
+            return await bus.ping()
+
+        checks.append(broker_reachable)
+    return checks
+
+
 def create_app(
     service: str,
     *,
     title: str | None = None,
     resources: Sequence[Resource] = (),
     readiness: Sequence[ReadinessCheck] = (),
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """An app with the platform's outside. `resources` are async context managers entered
-    at start-up in order (database, bus, background tasks) and left in reverse."""
+    at start-up in order (database, bus, background tasks) and left in reverse. A request
+    body over `max_body_bytes` is a 413 problem."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -153,7 +206,8 @@ def create_app(
 
     app = FastAPI(title=title or f"bazaar {service}", lifespan=lifespan, **fastapi_kwargs)
     install_problem_handlers(app)
-    app.add_middleware(RequestContextMiddleware, service=service)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, service=service)  # outermost
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

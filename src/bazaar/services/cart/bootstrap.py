@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -15,7 +13,7 @@ from bazaar.platform.config import ServiceSettings
 from bazaar.platform.db import Database
 from bazaar.platform.serving import run_asgi
 from bazaar.platform.tokens import TokenVerifier
-from bazaar.platform.web import create_app
+from bazaar.platform.web import bus_resource, create_app, database_resource, standard_readiness
 from bazaar.services.cart import app as entrypoints
 from bazaar.services.cart.pricing import BusPricing, Pricing
 from bazaar.services.cart.settings import CartSettings
@@ -35,34 +33,10 @@ def build_app(
     message_bus = bus or Bus(settings.broker_url, settings.service_name)
     entrypoints.subscribe(message_bus, database)
 
-    @asynccontextmanager
-    async def database_lifetime(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = database
-        try:
-            yield
-        finally:
-            await database.dispose()
-
-    @asynccontextmanager
-    async def bus_lifetime(app: FastAPI) -> AsyncIterator[None]:
-        # Started after the database (consumers write to it), stopped before it.
-        await message_bus.start()
-        try:
-            yield
-        finally:
-            await message_bus.stop()
-
-    # Named checks: /readyz reports failures by function name.
-    async def database_reachable() -> None:
-        await database.ping()
-
-    async def bus_reachable() -> bool:
-        return await message_bus.ping()
-
     app = create_app(
         "cart",
-        resources=[database_lifetime, bus_lifetime],
-        readiness=[database_reachable, bus_reachable],
+        resources=[database_resource(database), bus_resource(message_bus)],
+        readiness=standard_readiness(database, message_bus),
     )
     app.state.token_verifier = verifier or TokenVerifier(settings.jwks_url)
     app.state.pricing = pricing or BusPricing(message_bus, settings.cart_quote_timeout_seconds)

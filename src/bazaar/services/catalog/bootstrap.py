@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -16,7 +14,7 @@ from bazaar.platform.db import Database
 from bazaar.platform.inbox import Inbox
 from bazaar.platform.serving import run_asgi
 from bazaar.platform.tokens import TokenVerifier
-from bazaar.platform.web import create_app
+from bazaar.platform.web import bus_resource, create_app, database_resource, standard_readiness
 from bazaar.services.catalog import app as entrypoints
 from bazaar.services.catalog.seed import seed_from_file
 from bazaar.services.catalog.settings import CatalogSettings
@@ -41,32 +39,10 @@ def build_app(
         entrypoints.stock_consumer(Inbox(database, entrypoints.CONSUMER)),
     )
 
-    @asynccontextmanager
-    async def database_lifetime(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = database
-        try:
-            yield
-        finally:
-            await database.dispose()
-
-    @asynccontextmanager
-    async def bus_lifetime(_: FastAPI) -> AsyncIterator[None]:
-        await message_bus.start()
-        try:
-            yield
-        finally:
-            await message_bus.stop()
-
-    async def database_reachable() -> None:
-        await database.ping()
-
-    async def broker_reachable() -> bool:
-        return await message_bus.ping()
-
     app = create_app(
         settings.service_name,
-        resources=[database_lifetime, bus_lifetime],
-        readiness=[database_reachable, broker_reachable],
+        resources=[database_resource(database), bus_resource(message_bus)],
+        readiness=standard_readiness(database, message_bus),
     )
     app.state.token_verifier = verifier or TokenVerifier(settings.jwks_url)
     app.include_router(entrypoints.router)

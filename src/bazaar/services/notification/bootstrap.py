@@ -6,8 +6,6 @@ starts the bus (which runs the consumers) and stops it on shutdown.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -17,7 +15,7 @@ from bazaar.platform.cli import run_service_cli
 from bazaar.platform.config import ServiceSettings
 from bazaar.platform.db import Database
 from bazaar.platform.serving import run_asgi
-from bazaar.platform.web import create_app
+from bazaar.platform.web import bus_resource, create_app, database_resource, standard_readiness
 from bazaar.services.notification import app as entrypoints
 from bazaar.services.notification.mailer import SmtpMailer
 from bazaar.services.notification.settings import NotificationSettings
@@ -46,37 +44,13 @@ def build_app(
     smtp = mailer or build_mailer(settings)
     entrypoints.subscribe(events, database, smtp)  # before the bus starts
 
-    @asynccontextmanager
-    async def database_lifetime(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = database
-        try:
-            yield
-        finally:
-            await database.dispose()
-
-    @asynccontextmanager
-    async def bus_lifetime(app: FastAPI) -> AsyncIterator[None]:
-        app.state.bus = events
-        await events.start()
-        try:
-            yield
-        finally:
-            await events.stop()
-
-    # Named checks: /readyz reports a failure by the check's name.
-    async def database_check() -> None:
-        await database.ping()
-
-    async def bus_check() -> bool:
-        return await events.ping()
-
     async def smtp_check() -> None:
         await smtp.ping()
 
     return create_app(
         "notification",
-        resources=[database_lifetime, bus_lifetime],
-        readiness=[database_check, bus_check, smtp_check],
+        resources=[database_resource(database), bus_resource(events)],
+        readiness=[*standard_readiness(database, events), smtp_check],
     )
 
 

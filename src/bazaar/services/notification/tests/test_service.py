@@ -175,7 +175,7 @@ async def test_not_ready_while_smtp_is_down(start_service: StartService) -> None
         assert ready.status_code == 503
         assert ready.headers["content-type"] == "application/problem+json"
         assert "smtp_check" in ready.json()["detail"]
-        assert "database_check" not in ready.json()["detail"]
+        assert "database_reachable" not in ready.json()["detail"]
 
 
 async def test_not_ready_while_the_bus_is_down(tmp_path: Path, smtp: SmtpServer) -> None:
@@ -188,7 +188,7 @@ async def test_not_ready_while_the_bus_is_down(tmp_path: Path, smtp: SmtpServer)
     ) as http:
         ready = await http.get("/readyz")
     assert ready.status_code == 503
-    assert ready.json()["detail"].startswith("bus_check")
+    assert ready.json()["detail"].startswith("broker_reachable")
 
 
 def test_the_migration_creates_the_mails_inbox_and_outbox_tables(tmp_path: Path) -> None:
