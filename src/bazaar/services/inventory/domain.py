@@ -20,6 +20,8 @@ MAX_DELTA = 1_000_000
 # Well inside the contract's int32 fields, so no sum of valid changes can overflow them.
 MAX_ON_HAND = 1_000_000_000
 MAX_QUERY_IDS = 1_000
+# Request ids of the adjustments that record what a seed loaded; no client sends one.
+SEED_REQUEST_PREFIX = "seed:"
 
 
 class InventoryError(Exception):
@@ -113,6 +115,8 @@ class AdjustStock:
     def __post_init__(self) -> None:
         check_id(self.product_id, "product_id")
         check_id(self.request_id, "request_id")
+        if self.request_id.startswith(SEED_REQUEST_PREFIX):
+            raise InvalidRequest(f"request_id must not start with {SEED_REQUEST_PREFIX!r}")
         if self.delta == 0:
             raise InvalidRequest("delta must not be 0")
         if abs(self.delta) > MAX_DELTA:
@@ -327,3 +331,14 @@ def seed(command: SeedStock, existing: Sequence[str]) -> list[Stock]:
         if product_id not in known:
             created.append(Stock(product_id, on_hand=units, version=1))
     return created
+
+
+def seed_adjustment(created: Stock) -> Adjustment:
+    """The record of what the seed put into a product, so that every unit the warehouse
+    ever received is an adjustment: received = on hand + sold (`bazaar check` proves it)."""
+    return Adjustment(
+        f"{SEED_REQUEST_PREFIX}{created.product_id}",
+        created.product_id,
+        created.on_hand,
+        Stock(created.product_id, created.on_hand, created.reserved, created.version),
+    )

@@ -153,6 +153,8 @@ class InventoryService:
             existing = await uow.repo.stock_for_update(pid for pid, _ in command.levels)
             created = domain.seed(command, list(existing))
             await uow.save_stock(created)
+            for stock in created:
+                await uow.repo.add_adjustment(domain.seed_adjustment(stock))
             return SeedSummary(created=len(created), skipped=len(command.levels) - len(created))
 
         return await self._in_transaction(work)

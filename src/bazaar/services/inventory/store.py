@@ -79,7 +79,8 @@ reservation_lines_table = Table(
 adjustments_table = Table(
     "stock_adjustments",
     metadata,
-    Column("request_id", String(100), primary_key=True),
+    # Room for "seed:" before a product id (see domain.seed_adjustment).
+    Column("request_id", String(110), primary_key=True),
     Column("product_id", String(100), nullable=False),
     Column("delta", Integer, nullable=False),
     # The level the adjustment produced: a retry gets the same answer.
