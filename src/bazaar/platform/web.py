@@ -26,6 +26,7 @@ from bazaar.platform.bodylimit import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddlewar
 from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
 from bazaar.platform.logs import get_logger
+from bazaar.platform.outbox import OutboxRelay
 from bazaar.platform.problems import PROBLEM_JSON, Problem, problem_body
 
 log = get_logger(__name__)
@@ -162,6 +163,20 @@ def bus_resource(bus: Bus) -> Resource:
             await bus.stop()
 
     return bus_lifetime
+
+
+def relay_resource(relay: OutboxRelay) -> Resource:
+    """The outbox relay's background task; list it after the bus it publishes on."""
+
+    @asynccontextmanager
+    async def relay_lifetime(app: FastAPI) -> AsyncIterator[None]:
+        relay.start()
+        try:
+            yield
+        finally:
+            await relay.stop()
+
+    return relay_lifetime
 
 
 def standard_readiness(db: Database | None = None, bus: Bus | None = None) -> list[ReadinessCheck]:

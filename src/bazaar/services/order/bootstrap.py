@@ -17,7 +17,13 @@ from bazaar.platform.db import Database
 from bazaar.platform.outbox import OutboxRelay
 from bazaar.platform.serving import run_asgi
 from bazaar.platform.tokens import TokenVerifier
-from bazaar.platform.web import create_app
+from bazaar.platform.web import (
+    bus_resource,
+    create_app,
+    database_resource,
+    relay_resource,
+    standard_readiness,
+)
 from bazaar.services.order import app as entrypoints
 from bazaar.services.order.adapters import BusPricing, GrpcInventory, HttpCarts, HttpPayments
 from bazaar.services.order.ports import Carts, Inventory, Payments, Pricing
@@ -78,29 +84,6 @@ def build_app(
     )
 
     @asynccontextmanager
-    async def database_lifetime(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await orders_db.dispose()
-
-    @asynccontextmanager
-    async def bus_lifetime(app: FastAPI) -> AsyncIterator[None]:
-        await event_bus.start()
-        try:
-            yield
-        finally:
-            await event_bus.stop()
-
-    @asynccontextmanager
-    async def relay_lifetime(app: FastAPI) -> AsyncIterator[None]:
-        relay.start()
-        try:
-            yield
-        finally:
-            await relay.stop()
-
-    @asynccontextmanager
     async def neighbours_lifetime(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
@@ -116,22 +99,16 @@ def build_app(
         finally:
             await runner.stop()
 
-    async def database() -> None:
-        await orders_db.ping()
-
-    async def broker() -> bool:
-        return await event_bus.ping()
-
     app = create_app(
         SERVICE,
         resources=[
-            database_lifetime,
-            bus_lifetime,
-            relay_lifetime,
+            database_resource(orders_db),
+            bus_resource(event_bus),
+            relay_resource(relay),
             neighbours_lifetime,
             saga_lifetime,
         ],
-        readiness=[database, broker],
+        readiness=standard_readiness(orders_db, event_bus),
     )
     app.state.settings = settings
     app.state.db = orders_db
