@@ -40,6 +40,9 @@ class ServiceSettings(BaseSettings):
     seed_file: Path | None = Field(
         default=None, description="Demo data loaded before serving, where absent (idempotent)."
     )
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request body accepted (413 past it)."
+    )
     jwks_url: str = Field(
         default="http://127.0.0.1:8001/.well-known/jwks.json",
         description="Where the auth service publishes its signing keys.",

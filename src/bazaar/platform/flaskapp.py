@@ -32,6 +32,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from bazaar.platform import metrics
+from bazaar.platform.bodylimit import DEFAULT_MAX_BODY_BYTES
 from bazaar.platform.config import ServiceSettings
 from bazaar.platform.db import READ_ONLY, begin_sqlite_transaction, tune_sqlite_connection
 from bazaar.platform.logs import get_logger
@@ -192,7 +193,7 @@ def create_flask_app(
     service: str,
     *,
     readiness: Sequence[ReadinessCheck] = (),
-    max_body_bytes: int = 1024 * 1024,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> Flask:
     """A Flask app with the platform's outside. `readiness` checks are plain callables:
     one that raises or returns False makes `/readyz` answer 503 with its reason."""

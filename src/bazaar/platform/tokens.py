@@ -2,7 +2,8 @@
 
 RFC 8725: the algorithm list is pinned, every claim is required and checked, keys are
 found by `kid`, and an unknown `kid` refreshes the JWKS (at most once per interval, so a
-flood of forged kids cannot turn into a flood of fetches).
+flood of forged kids cannot turn into a flood of fetches). A key set older than `max_age`
+is fetched again too, so a key the auth service withdrew stops verifying everywhere.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import httpx
 import jwt
 from fastapi import Depends, Request
 
+from bazaar.platform.logs import get_logger
 from bazaar.platform.problems import Problem
+
+log = get_logger(__name__)
 
 ALGORITHMS = ["EdDSA"]
 ISSUER = "bazaar-auth"
@@ -51,13 +55,15 @@ class TokenVerifier:
         jwks: dict[str, Any] | None = None,
         issuer: str = ISSUER,
         audience: str = AUDIENCE,
-        refresh_interval: float = 30.0,
+        refresh_interval: float = 5.0,
+        max_age: float = 300.0,
         leeway: float = 5.0,
     ) -> None:
         self._jwks_url = jwks_url
         self._issuer = issuer
         self._audience = audience
         self._refresh_interval = refresh_interval
+        self._max_age = max_age
         self._leeway = leeway
         self._keys: dict[str, jwt.PyJWK] = {}
         self._last_refresh = float("-inf")
@@ -85,11 +91,17 @@ class TokenVerifier:
                 self._load(response.json())
 
     async def _key_for(self, kid: str) -> jwt.PyJWK:
+        stale = time.monotonic() - self._last_refresh > self._max_age
         if kid not in self._keys:
             try:
                 await self._refresh()
             except httpx.HTTPError as exc:
                 raise Problem(503, f"cannot fetch signing keys: {type(exc).__name__}") from exc
+        elif stale:
+            try:
+                await self._refresh()
+            except httpx.HTTPError as exc:  # the known keys serve until auth is back
+                log.warning("signing keys not refreshed", error=type(exc).__name__)
         key = self._keys.get(kid)
         if key is None:
             raise InvalidToken("token signed with an unknown key")
