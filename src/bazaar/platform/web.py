@@ -59,6 +59,20 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[st
     return detail, errors
 
 
+# What FastAPI says of a body it cannot decode at all.
+UNREADABLE_BODY = "There was an error parsing the body"
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on this request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -77,11 +91,18 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        if exc.status_code == 404 and detail == "Not Found":
+        status, headers = exc.status_code, exc.headers
+        if status == 404 and detail == "Not Found":
             detail = f"no such resource: {request.method} {request.url.path}"
-        elif exc.status_code == 405:
+        elif status == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
-        return problem_response(exc.status_code, detail, request.url.path, headers=exc.headers)
+            # Starlette names the methods of the first route on the path only.
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        elif status == 400 and detail == UNREADABLE_BODY:
+            # FastAPI's answer to a body that is not even text (not UTF-8): the same 422 as
+            # for any other body that is not JSON.
+            status, detail = 422, "the request body is not valid JSON (UTF-8 text)"
+        return problem_response(status, detail, request.url.path, headers=headers)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

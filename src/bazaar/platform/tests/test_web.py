@@ -29,6 +29,10 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     async def read(thing_id: str) -> None:
         raise NotFound(f"no thing {thing_id}")
 
+    @app.patch("/things/{thing_id}")
+    async def change(thing_id: str, thing: Thing) -> Thing:
+        return thing
+
     @app.get("/crash")
     async def crash() -> None:
         raise RuntimeError("secret internals")
@@ -58,6 +62,24 @@ async def test_every_error_is_a_problem(client: httpx.AsyncClient) -> None:
     assert_problem(await client.delete("/things/7"), 405)
     crashed = assert_problem(await client.get("/crash"), 500)
     assert "secret" not in str(crashed["detail"])
+
+
+async def test_a_wrong_method_names_every_method_of_the_path(client: httpx.AsyncClient) -> None:
+    refused = await client.get("/things")
+    assert_problem(refused, 405)
+    assert refused.headers["allow"] == "POST"
+    refused = await client.delete("/things/7")
+    assert_problem(refused, 405)
+    assert refused.headers["allow"] == "GET, PATCH"  # Starlette alone said "GET"
+
+
+async def test_a_body_that_is_not_utf8_is_a_422_like_any_broken_json(
+    client: httpx.AsyncClient,
+) -> None:
+    answer = await client.post(
+        "/things", content=b"\r]N\xff\xfe", headers={"content-type": "application/json"}
+    )
+    assert "UTF-8" in str(assert_problem(answer, 422)["detail"])
 
 
 async def test_request_ids_are_kept_or_made(client: httpx.AsyncClient) -> None:
