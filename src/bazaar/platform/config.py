@@ -7,11 +7,16 @@ runs on a laptop with no configuration at all.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+# A bad value of these is not echoed in the error: it would end up in a log.
+_SECRET = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY\b")
 
 
 class ConfigurationError(SystemExit):
@@ -64,5 +69,6 @@ class ServiceSettings(BaseSettings):
             lines = [f"invalid configuration for the {cls.service_name} service:"]
             for error in exc.errors():
                 name = "BAZAAR_" + "_".join(str(p) for p in error["loc"]).upper()
-                lines.append(f"  {name}: {error['msg']} (got {error.get('input')!r})")
+                given = "***" if _SECRET.search(name) else repr(error.get("input"))
+                lines.append(f"  {name}: {error['msg']} (got {given})")
             raise ConfigurationError("\n".join(lines)) from None

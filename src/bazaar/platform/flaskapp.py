@@ -120,6 +120,8 @@ def _install_problem_handlers(app: Flask) -> None:
             detail = f"no such resource: {request.method} {request.path}"
         elif status == 405:
             detail = f"{request.method} is not allowed on {request.path}"
+        elif status == 413:
+            detail = f"request body larger than {request.max_content_length} bytes"
         else:
             detail = exc.description or "request failed"
         # Keep the headers that mean something (Allow on a 405), not the HTML content type.

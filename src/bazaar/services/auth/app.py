@@ -11,9 +11,11 @@ from bazaar.platform.flaskapp import SyncDatabase, bearer_token, json_body
 from bazaar.platform.problems import Conflict, Problem
 from bazaar.platform.tokens import InvalidToken
 from bazaar.services.auth import domain, handlers
+from bazaar.services.auth.keys import Keyring
 from bazaar.services.auth.openapi import openapi_document
 from bazaar.services.auth.passwords import Passwords
 from bazaar.services.auth.schemas import LoginBody, SignupBody, TokenResponse, UserPublic
+from bazaar.services.auth.throttling import Throttle
 
 blueprint = Blueprint("auth", __name__)
 
@@ -29,6 +31,8 @@ JsonReply = tuple[dict[str, Any], int, dict[str, str]]
 class Dependencies:
     db: SyncDatabase
     passwords: Passwords
+    keyring: Keyring
+    throttle: Throttle
 
 
 def install(app: Flask, dependencies: Dependencies) -> None:
@@ -46,11 +50,13 @@ def _bad_credentials() -> Problem:
 
 @blueprint.post("/api/auth/signup")
 def signup() -> JsonReply:
-    body = json_body(SignupBody)
     deps = _deps()
+    deps.throttle.count_address("signup")
+    body = json_body(SignupBody)
+    deps.throttle.count_account("signup", body.email)
     command = handlers.Signup(body.email, body.password, body.name)
     try:
-        issued = handlers.signup(deps.db, deps.passwords, command)
+        issued = handlers.signup(deps.db, deps.passwords, deps.keyring, command)
     except domain.EmailTaken:
         raise Conflict("an account with this email already exists") from None
     return TokenResponse.of(issued).model_dump(), 201, NO_STORE
@@ -58,10 +64,13 @@ def signup() -> JsonReply:
 
 @blueprint.post("/api/auth/login")
 def login() -> JsonReply:
-    body = json_body(LoginBody)
     deps = _deps()
+    deps.throttle.count_address("login")
+    body = json_body(LoginBody)
+    deps.throttle.count_account("login", body.email)
+    command = handlers.Login(body.email, body.password)
     try:
-        issued = handlers.login(deps.db, deps.passwords, handlers.Login(body.email, body.password))
+        issued = handlers.login(deps.db, deps.passwords, deps.keyring, command)
     except domain.BadCredentials:
         raise _bad_credentials() from None
     return TokenResponse.of(issued).model_dump(), 200, NO_STORE
@@ -70,7 +79,7 @@ def login() -> JsonReply:
 @blueprint.get("/api/auth/me")
 def me() -> JsonReply:
     try:
-        user = handlers.authenticate(_deps().db, bearer_token())
+        user = handlers.authenticate(_deps().db, _deps().keyring, bearer_token())
     except domain.UnknownUser:
         raise InvalidToken("the token's user no longer exists") from None
     return UserPublic.of(user).model_dump(), 200, {"Cache-Control": "no-store"}
@@ -78,7 +87,7 @@ def me() -> JsonReply:
 
 @blueprint.get("/.well-known/jwks.json")
 def jwks() -> JsonReply:
-    return handlers.jwks(_deps().db), 200, JWKS_CACHE
+    return handlers.jwks(_deps().db, _deps().keyring), 200, JWKS_CACHE
 
 
 @blueprint.get("/openapi.json")

@@ -13,6 +13,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
@@ -22,14 +23,20 @@ from sqlalchemy.exc import DBAPIError
 from bazaar.platform.cli import run_service_cli
 from bazaar.platform.config import ConfigurationError, ServiceSettings
 from bazaar.platform.flaskapp import SyncDatabase, create_flask_app, run_wsgi
+from bazaar.platform.logs import get_logger
+from bazaar.platform.ratelimit import RateLimiter
 from bazaar.platform.serving import start_process
 from bazaar.services.auth import app as entrypoints
 from bazaar.services.auth import handlers
+from bazaar.services.auth.keys import KeyLocked, Keyring
 from bazaar.services.auth.passwords import Passwords
 from bazaar.services.auth.schemas import SeedFile
 from bazaar.services.auth.settings import AuthSettings
+from bazaar.services.auth.throttling import Throttle
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+log = get_logger(__name__)
 
 
 def build_app(
@@ -37,25 +44,47 @@ def build_app(
     *,
     db: SyncDatabase | None = None,
     passwords: Passwords | None = None,
+    limiter: RateLimiter | None = None,
 ) -> Flask:
     database = db or SyncDatabase(settings.database_url)
-    _ensure_signing_key(database)
+    ring = keyring(settings)
+    _ensure_signing_key(database, ring)
 
     def signing_keys() -> bool:
-        return bool(handlers.jwks(database)["keys"])
+        return bool(handlers.jwks(database, ring)["keys"])
 
-    app = create_flask_app("auth", readiness=[signing_keys])
-    entrypoints.install(app, entrypoints.Dependencies(database, passwords or Passwords()))
+    app = create_flask_app("auth", readiness=[signing_keys], max_body_bytes=settings.max_body_bytes)
+    dependencies = entrypoints.Dependencies(
+        database, passwords or Passwords(), ring, Throttle.from_settings(settings, limiter)
+    )
+    entrypoints.install(app, dependencies)
     return app
 
 
-def _ensure_signing_key(database: SyncDatabase) -> None:
+def keyring(settings: AuthSettings) -> Keyring:
+    if settings.uses_embedded_key_secret and settings.environment != "test":
+        log.warning(
+            "BAZAAR_AUTH_KEY_SECRET is not set: the signing keys are encrypted with the "
+            "embedded default, which is public; set a secret of your own outside a laptop"
+        )
+    return Keyring(
+        settings.auth_key_secret.get_secret_value(),
+        timedelta(seconds=settings.auth_key_activation_seconds),
+    )
+
+
+def _ensure_signing_key(database: SyncDatabase, ring: Keyring) -> None:
     try:
-        handlers.ensure_signing_key(database)
+        handlers.ensure_signing_key(database, ring)
     except DBAPIError as exc:
         raise ConfigurationError(
             f"auth: cannot prepare a signing key ({type(exc.orig).__name__}: {exc.orig}); "
             "is the database reachable and migrated (`python -m bazaar.services.auth migrate`)?"
+        ) from None
+    except KeyLocked:
+        raise ConfigurationError(
+            "auth: the stored signing keys do not open with BAZAAR_AUTH_KEY_SECRET; "
+            "set the secret they were stored with"
         ) from None
 
 
@@ -75,7 +104,9 @@ def seed_file(settings: AuthSettings, file: Path, *, passwords: Passwords | None
     database = SyncDatabase(settings.database_url)
     try:
         admins = [handlers.Signup(a.email, a.password, a.name) for a in seed.admins]
-        created, present = handlers.seed_admins(database, passwords or Passwords(), admins)
+        created, present = handlers.seed_admins(
+            database, passwords or Passwords(), keyring(settings), admins
+        )
     finally:
         database.dispose()
     return f"auth: {created} admin(s) created, {present} already present"
@@ -89,7 +120,7 @@ async def seed(settings: ServiceSettings, file: Path) -> str:
 def rotate_keys(settings: AuthSettings) -> str:
     database = SyncDatabase(settings.database_url)
     try:
-        rotation = handlers.rotate_keys(database)
+        rotation = handlers.rotate_keys(database, keyring(settings))
     finally:
         database.dispose()
     retired = ", ".join(rotation.retired_kids) or "none"
@@ -100,9 +131,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["rotate-keys"]:
         # The shared CLI knows serve, migrate and seed; this one is auth's own.
-        settings = AuthSettings.load()
+        try:
+            settings = AuthSettings.load()
+        except ConfigurationError as exc:
+            print(exc, file=sys.stderr)
+            raise SystemExit(2) from None
         assert isinstance(settings, AuthSettings)
         start_process(settings)
-        print(rotate_keys(settings))
+        try:
+            print(rotate_keys(settings))
+        except KeyLocked as exc:
+            print(f"auth: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
         return
     run_service_cli(AuthSettings, serve, migrations_dir=MIGRATIONS, seed=seed, argv=args)

@@ -121,18 +121,27 @@ def access_token_claims(user: User, now: datetime, jti: str) -> dict[str, object
     }
 
 
-def current_signer(keys: Sequence[SigningKey]) -> SigningKey | None:
-    """The newest active key signs; older active keys are only published."""
-    active = [key for key in keys if key.active]
-    return max(active, key=lambda key: key.created_at, default=None)
+def current_signer(
+    keys: Sequence[SigningKey], now: datetime, activation: timedelta = timedelta(0)
+) -> SigningKey | None:
+    """The key that signs: the newest active key published for at least `activation`, so
+    every verifier has had time to fetch it before it meets a token it signed; while none
+    is that old (the very first start), the longest-published one."""
+    active = sorted((k for k in keys if k.active), key=lambda k: k.created_at)
+    mature = [key for key in active if now - key.created_at >= activation]
+    if mature:
+        return mature[-1]
+    return active[0] if active else None
 
 
-def retirable_keys(keys: Sequence[SigningKey], now: datetime) -> list[SigningKey]:
-    """Active keys no live token can name: each was replaced as signer longer ago than a
-    token lives (plus a margin), so every token it signed has expired."""
+def retirable_keys(
+    keys: Sequence[SigningKey], now: datetime, activation: timedelta = timedelta(0)
+) -> list[SigningKey]:
+    """Active keys no live token can name: each stopped signing (when its successor
+    matured) longer ago than a token lives, plus a margin, so all it signed has expired."""
     active = sorted((k for k in keys if k.active), key=lambda k: k.created_at, reverse=True)
     return [
         older
         for newer, older in itertools.pairwise(active)
-        if now - newer.created_at > TOKEN_LIFETIME + RETIREMENT_MARGIN
+        if now - (newer.created_at + activation) > TOKEN_LIFETIME + RETIREMENT_MARGIN
     ]

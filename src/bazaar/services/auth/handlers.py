@@ -19,6 +19,7 @@ from bazaar.platform.logs import get_logger
 from bazaar.platform.tokens import TokenVerifier
 from bazaar.services.auth import domain, keys
 from bazaar.services.auth.domain import SigningKey, User
+from bazaar.services.auth.keys import Keyring
 from bazaar.services.auth.passwords import Passwords
 from bazaar.services.auth.store import KeyRepository, UserRepository
 
@@ -61,6 +62,7 @@ def _now() -> datetime:
 def signup(
     db: SyncDatabase,
     passwords: Passwords,
+    keyring: Keyring,
     command: Signup,
     *,
     roles: Sequence[str] = domain.CUSTOMER_ROLES,
@@ -83,7 +85,7 @@ def signup(
             if users.by_email(email):
                 raise domain.EmailTaken(email)
             users.add(user)
-            token = _issue(session, user, now)
+            token = _issue(session, keyring, user, now)
     except IntegrityError as exc:  # another signup with this email won the race
         raise domain.EmailTaken(email) from exc
     log.info("user signed up", user_id=user.id)
@@ -91,7 +93,12 @@ def signup(
 
 
 def login(
-    db: SyncDatabase, passwords: Passwords, command: Login, *, now: datetime | None = None
+    db: SyncDatabase,
+    passwords: Passwords,
+    keyring: Keyring,
+    command: Login,
+    *,
+    now: datetime | None = None,
 ) -> Issued:
     """A token for the right password. Wrong password and unknown email fail alike, in
     about the same time."""
@@ -111,15 +118,15 @@ def login(
     with db.transaction() as session:
         if new_hash:  # hashed with older parameters: upgrade while the password is at hand
             UserRepository(session).set_password_hash(user.id, new_hash)
-        token = _issue(session, user, now)
+        token = _issue(session, keyring, user, now)
     log.info("user logged in", user_id=user.id, rehashed=bool(new_hash))
     return Issued(user, token)
 
 
-def authenticate(db: SyncDatabase, token: str) -> User:
+def authenticate(db: SyncDatabase, keyring: Keyring, token: str) -> User:
     """The user a bearer token names, checked exactly as every other service checks it:
     the platform's verifier against this service's own published keys."""
-    verifier = TokenVerifier(jwks=jwks(db))
+    verifier = TokenVerifier(jwks=jwks(db, keyring))
     principal = _run(verifier.verify(token))
     with db.reading() as session:
         user = UserRepository(session).by_id(principal.user_id)
@@ -128,34 +135,50 @@ def authenticate(db: SyncDatabase, token: str) -> User:
     return user
 
 
-def jwks(db: SyncDatabase) -> dict[str, list[dict[str, str]]]:
+def jwks(db: SyncDatabase, keyring: Keyring) -> dict[str, list[dict[str, str]]]:
     with db.reading() as session:
         active = KeyRepository(session).active()
-    return {"keys": [keys.public_jwk(key) for key in active]}
+    return {"keys": [keyring.public_jwk(key) for key in active]}
 
 
-def ensure_signing_key(db: SyncDatabase, *, now: datetime | None = None) -> SigningKey:
-    """The key that signs now; made on the very first start."""
+def ensure_signing_key(
+    db: SyncDatabase, keyring: Keyring, *, now: datetime | None = None
+) -> SigningKey:
+    """The key that signs now; made on the very first start. Keys stored before keys
+    were encrypted are encrypted now; a key that does not open raises KeyLocked."""
     with db.transaction() as session:
-        return _signer(session, now or _now())
+        repository = KeyRepository(session)
+        for key in repository.active():
+            private = keyring.open(key.private_key_pem)
+            if not keyring.is_sealed(key.private_key_pem):
+                repository.replace_pem(key.kid, keyring.seal(private))
+                log.info("signing key encrypted at rest", kid=key.kid)
+        return _signer(session, keyring, now or _now())
 
 
-def rotate_keys(db: SyncDatabase, *, now: datetime | None = None) -> Rotation:
-    """Add a key that signs from now on; keep the previous one published until every
-    token it signed has expired, and retire keys past that point."""
+def rotate_keys(db: SyncDatabase, keyring: Keyring, *, now: datetime | None = None) -> Rotation:
+    """Publish a new key, which signs once it has been published for the keyring's
+    activation time; keep the previous one published until every token it signed has
+    expired, and retire keys past that point."""
     now = now or _now()
     with db.transaction() as session:
         repository = KeyRepository(session)
-        new_key = _new_key(now)
+        new_key = keyring.new_key(now)
         repository.add(new_key)
-        retired = [key.kid for key in domain.retirable_keys([new_key, *repository.active()], now)]
+        candidates = [new_key, *repository.active()]
+        retired = [k.kid for k in domain.retirable_keys(candidates, now, keyring.activation)]
         repository.retire(retired)
     log.info("signing keys rotated", kid=new_key.kid, retired=retired)
     return Rotation(new_key.kid, retired)
 
 
 def seed_admins(
-    db: SyncDatabase, passwords: Passwords, admins: Sequence[Signup], *, now: datetime | None = None
+    db: SyncDatabase,
+    passwords: Passwords,
+    keyring: Keyring,
+    admins: Sequence[Signup],
+    *,
+    now: datetime | None = None,
 ) -> tuple[int, int]:
     """Create the admins that do not exist yet (idempotent): (created, already there)."""
     created = present = 0
@@ -166,31 +189,26 @@ def seed_admins(
             present += 1
             continue
         try:
-            signup(db, passwords, admin, roles=domain.ADMIN_ROLES, now=now)
+            signup(db, passwords, keyring, admin, roles=domain.ADMIN_ROLES, now=now)
             created += 1
         except domain.EmailTaken:
             present += 1
     return created, present
 
 
-def _new_key(now: datetime) -> SigningKey:
-    pem = keys.new_private_key_pem()
-    return SigningKey(keys.key_id(pem), pem, now)
-
-
-def _signer(session: Session, now: datetime) -> SigningKey:
+def _signer(session: Session, keyring: Keyring, now: datetime) -> SigningKey:
     repository = KeyRepository(session)
-    key = domain.current_signer(repository.active())
+    key = domain.current_signer(repository.active(), now, keyring.activation)
     if key is None:
-        key = _new_key(now)
+        key = keyring.new_key(now)
         repository.add(key)
         log.info("signing key created", kid=key.kid)
     return key
 
 
-def _issue(session: Session, user: User, now: datetime) -> str:
+def _issue(session: Session, keyring: Keyring, user: User, now: datetime) -> str:
     claims = domain.access_token_claims(user, now, keys.new_jti())
-    return keys.sign(claims, _signer(session, now))
+    return keyring.sign(claims, _signer(session, keyring, now))
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -72,13 +72,13 @@ def openapi_document() -> dict[str, Any]:
             "/api/auth/signup": {
                 "post": _operation(
                     "Create a customer account and sign in",
-                    {"201": issued, **_problems(409, 415, 422)},
+                    {"201": issued, **_problems(409, 413, 415, 422, 429)},
                     body=SignupBody,
                 )
             },
             "/api/auth/login": {
                 "post": _operation(
-                    "Sign in", {"200": issued, **_problems(401, 415, 422)}, body=LoginBody
+                    "Sign in", {"200": issued, **_problems(401, 413, 415, 422, 429)}, body=LoginBody
                 )
             },
             "/api/auth/me": {

@@ -107,6 +107,13 @@ class KeyRepository:
             )
         )
 
+    def replace_pem(self, kid: str, private_key_pem: str) -> None:
+        self._session.execute(
+            update(SigningKeyRow)
+            .where(SigningKeyRow.kid == kid)
+            .values(private_key_pem=private_key_pem)
+        )
+
     def retire(self, kids: Sequence[str]) -> None:
         if kids:
             self._session.execute(

@@ -116,7 +116,7 @@ def test_bad_signups_are_422_and_change_nothing(
         ('["a list"]', "application/json", 422),
         ("null", "application/json", 422),
         (b"\xff\xfe", "application/json", 422),
-        ("[" * 100_000 + "]" * 100_000, "application/json", 422),
+        ("[" * 20_000 + "]" * 20_000, "application/json", 422),
         (
             json.dumps({**GOOD, "password": "x" * 8}).replace("xxxxxxxx", "\\ud800" * 8),
             "application/json",

@@ -82,11 +82,25 @@ def key(kid: str, minutes_ago: int, active: bool = True) -> SigningKey:
 
 
 def test_the_newest_active_key_signs() -> None:
-    assert domain.current_signer([]) is None
+    assert domain.current_signer([], NOW) is None
     keys = [key("old", 60), key("new", 1), key("newest-but-retired", 0, active=False)]
-    signer = domain.current_signer(keys)
+    signer = domain.current_signer(keys, NOW)
     assert signer is not None
     assert signer.kid == "new"
+
+
+ACTIVATION = timedelta(minutes=2)
+
+
+def test_a_new_key_signs_only_once_it_has_been_published_long_enough() -> None:
+    rotated = [key("old", 60), key("new", 1)]
+    assert domain.current_signer(rotated, NOW, ACTIVATION) == rotated[0]
+    matured = [key("old", 60), key("new", 2)]
+    assert domain.current_signer(matured, NOW, ACTIVATION) == matured[1]
+    # The very first key signs at once; a second one made right after it waits its turn.
+    first_start = [key("first", 0), key("second", 0)]
+    first_start[1] = SigningKey("second", "pem", NOW + timedelta(seconds=1))
+    assert domain.current_signer(first_start, NOW, ACTIVATION) == first_start[0]
 
 
 def test_a_replaced_key_is_retired_only_once_its_tokens_have_expired() -> None:
@@ -97,3 +111,10 @@ def test_a_replaced_key_is_retired_only_once_its_tokens_have_expired() -> None:
     assert domain.retirable_keys(almost, NOW) == []
     long_ago = [key("newest", 0), key("new", 21), key("old", 60), key("gone", 90, active=False)]
     assert [k.kid for k in domain.retirable_keys(long_ago, NOW)] == ["old"]
+
+
+def test_retirement_counts_from_when_the_successor_began_to_sign() -> None:
+    # "new" was made 21 minutes ago but signed only from 19 minutes ago.
+    keys = [key("new", 21), key("old", 60)]
+    assert domain.retirable_keys(keys, NOW, ACTIVATION) == []
+    assert [k.kid for k in domain.retirable_keys(keys, NOW + ACTIVATION)] == ["old"]

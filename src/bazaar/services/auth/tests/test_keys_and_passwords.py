@@ -75,33 +75,39 @@ def test_concurrent_signups_with_one_email_make_one_account(client: FlaskClient)
     assert statuses == [201, 409, 409, 409, 409, 409]
 
 
-async def test_rotation_signs_with_the_new_key_and_keeps_the_old_one_published(
-    client: FlaskClient, db: SyncDatabase, sign_up: Any
+async def test_rotation_publishes_a_new_key_that_signs_once_it_has_matured(
+    app: Flask, client: FlaskClient, db: SyncDatabase, sign_up: Any
 ) -> None:
+    deps = app.extensions["bazaar.auth"]
     old_token = sign_up("gina@example.com")["access_token"]
     old_kid = jwt.get_unverified_header(old_token)["kid"]
 
-    rotation = handlers.rotate_keys(db)
+    rotation = handlers.rotate_keys(db, deps.keyring)
     assert rotation.retired_kids == []
-    login = {"email": "gina@example.com", "password": PASSWORD}
-    new_token = body(client.post("/api/auth/login", json=login))["access_token"]
-    assert jwt.get_unverified_header(new_token)["kid"] == rotation.new_kid != old_kid
-
     jwks = body(client.get("/.well-known/jwks.json"))
     assert {key["kid"] for key in jwks["keys"]} == {old_kid, rotation.new_kid}
+
+    login = handlers.Login("gina@example.com", PASSWORD)
+    soon = handlers.login(db, deps.passwords, deps.keyring, login)
+    assert jwt.get_unverified_header(soon.access_token)["kid"] == old_kid  # not yet
+    later = datetime.now(UTC) + deps.keyring.activation + timedelta(seconds=1)
+    new_token = handlers.login(db, deps.passwords, deps.keyring, login, now=later).access_token
+    assert jwt.get_unverified_header(new_token)["kid"] == rotation.new_kid
+
     verifier = TokenVerifier(jwks=jwks)
     assert (await verifier.verify(old_token)).email == "gina@example.com"
-    assert (await verifier.verify(new_token)).email == "gina@example.com"
     assert body(client.get("/api/auth/me", headers={"Authorization": f"Bearer {old_token}"}))
 
 
 async def test_a_later_rotation_retires_keys_whose_tokens_have_expired(
-    client: FlaskClient, db: SyncDatabase, sign_up: Any
+    app: Flask, client: FlaskClient, db: SyncDatabase, sign_up: Any
 ) -> None:
+    keyring = app.extensions["bazaar.auth"].keyring
     old_token = sign_up("hank@example.com")["access_token"]
     old_kid = jwt.get_unverified_header(old_token)["kid"]
-    first = handlers.rotate_keys(db)
-    second = handlers.rotate_keys(db, now=datetime.now(UTC) + timedelta(minutes=21))
+    first = handlers.rotate_keys(db, keyring)
+    later = datetime.now(UTC) + keyring.activation + timedelta(minutes=21)
+    second = handlers.rotate_keys(db, keyring, now=later)
     assert second.retired_kids == [old_kid]
     jwks = body(client.get("/.well-known/jwks.json"))
     assert {key["kid"] for key in jwks["keys"]} == {first.new_kid, second.new_kid}
