@@ -1,0 +1,17 @@
+"""`make bench`: Bazaar measured side by side with its baselines, in one run.
+
+Every number comes with the baseline it is read against, taken in the same run and, where
+it can be, in interleaved rounds (A, B, C, A, B, C...) so that whatever else the machine
+does hits each side alike:
+
+- catalog reads through the gateway, straight to the catalog service, and against a bare
+  ASGI app on the same server stack (the framework floor);
+- checkout at saturation (orders that reach `paid` per second) and at a fixed arrival
+  rate (latency from POST /api/checkout to `paid`), against the same work done by a plain
+  monolith in one process and one transaction per order (`bench/monolith.py`);
+- the platform's event bus against raw nats-py JetStream on the same server;
+- the memory of every process.
+
+`python -m bench` (or `make bench`) prints one table and writes `bench/results/`.
+`--smoke` (or BENCH_SMOKE=1) runs every section in a few seconds with tiny counts.
+"""

@@ -1,0 +1,70 @@
+"""`python -m bench [--smoke] [--profile] [--results DIR]`: see the package docstring."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from bench import report
+from bench.run import DEFAULT_PROFILED, Run
+from bench.sizes import FULL, SMOKE
+from bench.target import TargetError, open_target
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _flag(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return "" if value.lower() in ("", "0", "false", "no") else value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Bazaar benchmarks")
+    parser.add_argument("--smoke", action="store_true", help="seconds, tiny counts (BENCH_SMOKE=1)")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const=",".join(DEFAULT_PROFILED),
+        default=_flag("BENCH_PROFILE"),
+        help="py-spy the named processes during the saturation run (BENCH_PROFILE=1)",
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where results go")
+    args = parser.parse_args(argv)
+    sizes = SMOKE if args.smoke or _flag("BENCH_SMOKE") else FULL
+    profiled = _profiled(args.profile)
+    console = Console(stderr=True)
+    say = console.print
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        with open_target(say) as target:
+            run = Run(target, sizes, args.results / f"run-{stamp}", say, profiled)
+            results = asyncio.run(run.all())
+    except TargetError as exc:
+        say(f"[red]{exc}[/red]")
+        return 2
+    written = report.write(results, args.results, stamp)
+    out = Console()
+    report.print_table(results, out if out.is_terminal else Console(width=150))
+    say(f"results: {written['json']}, {written['png']}")
+    if run.failed:
+        say(f"[red]sections that failed: {', '.join(run.failed)}[/red]")
+        return 1
+    return 0
+
+
+def _profiled(option: str) -> tuple[str, ...]:
+    if not option:
+        return ()
+    if option.lower() in ("1", "true", "yes"):
+        return DEFAULT_PROFILED
+    return tuple(name.strip() for name in option.split(",") if name.strip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""The results as one table (terminal, via rich; markdown for the README), a JSON file and
+a plot, under bench/results/ (timestamped, and `latest.*`)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+COLUMNS = ("section", "side", "throughput", "latency", "ratio")
+Row = tuple[str, str, str, str, str]
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _failed(section: dict[str, Any] | None) -> str | None:
+    if section is None:
+        return "not run"
+    if "error" in section:
+        return f"failed: {section['error']}"
+    if "skipped" in section:
+        return f"skipped: {section['skipped']}"
+    return None
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    table: list[Row] = []
+    table += _read_rows(results.get("reads"))
+    table += _checkout_rows(results.get("saturation"), results.get("monolith"))
+    table += _fixed_rate_rows(results.get("fixed_rate"))
+    table += _bus_rows(results.get("bus"))
+    table += _memory_rows(results.get("memory"))
+    return table
+
+
+def _read_rows(reads: dict[str, Any] | None) -> list[Row]:
+    problem = _failed(reads)
+    if problem or reads is None:
+        return [("catalog read", "", problem or "", "", "")]
+    sides = reads["sides"]
+    ratios = {
+        "gateway": f"gateway/direct {_n(reads.get('gateway_over_direct'), 2)}",
+        "direct": f"direct/floor {_n(reads.get('direct_over_floor'), 2)}",
+    }
+    labels = {"gateway": "via gateway", "direct": "catalog direct", "floor": "ASGI floor"}
+    return [
+        (
+            "catalog read" if i == 0 else "",
+            labels.get(name, name),
+            f"{_n(side['rps'])} req/s",
+            f"p50 {_n(side['p50_ms'], 1)} / p99 {_n(side['p99_ms'], 1)} ms",
+            ratios.get(name, ""),
+        )
+        for i, (name, side) in enumerate(sides.items())
+    ]
+
+
+def _checkout_rows(saturation: dict[str, Any] | None, monolith: dict[str, Any] | None) -> list[Row]:
+    table: list[Row] = []
+    problem = _failed(saturation)
+    if problem or saturation is None:
+        table.append(("checkout, saturation", "Bazaar", problem or "", "", ""))
+    else:
+        table.append(
+            (
+                "checkout, saturation",
+                f"Bazaar ({saturation['shoppers']} shoppers)",
+                f"{_n(saturation['paid_per_s'], 1)} paid/s",
+                f"p50 {_n(saturation['paid_p50_ms'])} / p99 {_n(saturation['paid_p99_ms'])} ms",
+                f"Bazaar/monolith {_n(saturation.get('bazaar_over_monolith'), 3)}",
+            )
+        )
+    problem = _failed(monolith)
+    if problem or monolith is None:
+        table.append(("", "monolith", problem or "", "", ""))
+    else:
+        table.append(
+            (
+                "",
+                "monolith (1 process, 1 tx)",
+                f"{_n(monolith['orders_per_s'], 1)} paid/s",
+                f"p50 {_n(monolith['p50_ms'], 1)} / p99 {_n(monolith['p99_ms'], 1)} ms",
+                "",
+            )
+        )
+    return table
+
+
+def _fixed_rate_rows(fixed: dict[str, Any] | None) -> list[Row]:
+    problem = _failed(fixed)
+    if problem or fixed is None:
+        return [("checkout, fixed rate", "", problem or "", "", "")]
+    return [
+        (
+            f"checkout at {_n(fixed['rate'])}/s",
+            f"Bazaar ({fixed['paid']}/{fixed['orders']} paid)",
+            f"{_n(fixed['paid_per_s'], 1)} paid/s",
+            f"p50 {_n(fixed['paid_p50_ms'])} / p95 {_n(fixed['paid_p95_ms'])}"
+            f" / p99 {_n(fixed['paid_p99_ms'])} ms",
+            f"{fixed['late_starts']} late starts",
+        )
+    ]
+
+
+def _bus_rows(bus: dict[str, Any] | None) -> list[Row]:
+    problem = _failed(bus)
+    if problem or bus is None:
+        return [("event bus", "", problem or "", "", "")]
+    labels = {"bus": "platform Bus", "raw": "raw nats-py"}
+    return [
+        (
+            "event bus" if i == 0 else "",
+            labels[name],
+            f"{_n(side['consumed_per_s'])} ev/s",
+            f"publish only {_n(side['published_per_s'])} ev/s",
+            f"Bus/raw {_n(bus['bus_over_raw'], 2)}" if name == "bus" else "",
+        )
+        for i, (name, side) in enumerate(bus["sides"].items())
+    ]
+
+
+def _memory_rows(memory: dict[str, Any] | None) -> list[Row]:
+    problem = _failed(memory)
+    if problem or memory is None:
+        return [("memory (RSS)", "", problem or "", "", "")]
+    table: list[Row] = []
+    for moment in ("idle", "after_saturation"):
+        reading = memory.get(moment)
+        if not reading:
+            continue
+        largest = sorted(
+            ((k, v) for k, v in reading.items() if k != "total" and v), key=lambda kv: -kv[1]
+        )[:3]
+        table.append(
+            (
+                "memory (RSS)" if not table else "",
+                moment.replace("_", " "),
+                f"{_n(reading['total'])} MiB total",
+                ", ".join(f"{k} {_n(v)}" for k, v in largest),
+                f"{len(reading) - 1} processes",
+            )
+        )
+    return table
+
+
+def print_table(results: dict[str, Any], console: Console | None = None) -> None:
+    table = Table(
+        title=f"Bazaar bench ({results.get('mode', '?')} run, {results.get('started_at', '')})"
+    )
+    for column in COLUMNS:
+        table.add_column(column)
+    for row in rows(results):
+        table.add_row(*row)
+    (console or Console()).print(table)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += [
+        "| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows(results)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write(results: dict[str, Any], folder: Path, stamp: str) -> dict[str, Path]:
+    """The JSON, the markdown table and the plot, timestamped and as latest.*."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {
+        "json": folder / f"bench-{stamp}.json",
+        "md": folder / f"bench-{stamp}.md",
+        "png": folder / f"bench-{stamp}.png",
+    }
+    written["json"].write_text(json.dumps(results, indent=2, allow_nan=True) + "\n")
+    written["md"].write_text(markdown(results))
+    plot(results, written["png"])
+    for kind, path in written.items():
+        shutil.copyfile(path, folder / f"latest.{kind}")
+    return written
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display, no GUI toolkit
+    import matplotlib.pyplot as plt
+
+    timelines = results.get("timelines", {})
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, label in (("fixed_rate", "fixed rate"), ("saturation", "saturation")):
+        latencies = sorted(timelines.get(name, {}).get("latency", []))
+        if latencies:
+            shares = [(i + 1) / len(latencies) for i in range(len(latencies))]
+            left.step(
+                [x * 1000 for x in latencies],
+                shares,
+                where="post",
+                label=f"{label} ({len(latencies)} orders)",
+            )
+    left.set_xscale("log")
+    left.set_xlabel("checkout -> paid (ms, log)")
+    left.set_ylabel("share of orders")
+    left.set_title("checkout latency distribution")
+    left.grid(True, which="both", alpha=0.3)
+    left.legend()
+    for name, label in (("saturation", "saturation"), ("fixed_rate", "fixed rate")):
+        paid_at = timelines.get(name, {}).get("paid_at", [])
+        if paid_at:
+            seconds = int(max(paid_at)) + 1
+            per_second = [0] * seconds
+            for moment in paid_at:
+                per_second[int(moment)] += 1
+            right.plot(range(seconds), per_second, label=label, drawstyle="steps-post")
+    right.set_xlabel("seconds since the run's first checkout")
+    right.set_ylabel("orders paid per second")
+    right.set_ylim(bottom=0)
+    right.set_title("throughput over time")
+    right.grid(True, alpha=0.3)
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

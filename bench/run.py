@@ -1,0 +1,180 @@
+"""The run: every section in turn against one platform, each guarded so that one failure
+still leaves the others' numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform as host
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from bench import checkout, child, messaging, procfs, profile, reads
+from bench.floor import floor_server
+from bench.sizes import Sizes
+from bench.stats import ratio
+from bench.target import Target
+
+Say = Callable[[str], None]
+DEFAULT_PROFILED = ("order", "gateway", "inventory")
+
+
+class Run:
+    def __init__(
+        self, target: Target, sizes: Sizes, folder: Path, say: Say, profiled: tuple[str, ...]
+    ) -> None:
+        self.target = target
+        self.sizes = sizes
+        self.folder = folder
+        self.say = say
+        self.profiled = profiled
+        self.results: dict[str, Any] = {
+            "mode": sizes.name,
+            "started_at": time.strftime("%Y-%m-%d %H:%M:%S%z"),
+            "machine": {
+                "cpus": _cpus(),
+                "python": host.python_version(),
+                "system": host.platform(),
+            },
+            "target": {"public_url": target.public_url, "embedded": target.embedded},
+            "sizes": sizes.__dict__,
+            "memory": {},
+            "timelines": {},
+        }
+
+    @property
+    def failed(self) -> list[str]:
+        return [
+            name
+            for name, section in self.results.items()
+            if isinstance(section, dict) and "error" in section
+        ]
+
+    async def guarded(self, name: str, work: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self.say(f"== {name}")
+        started = time.monotonic()
+        try:
+            self.results[name] = await work()
+        except Exception as exc:  # the other sections still run and report
+            self.results[name] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        self.results[name]["section_seconds"] = round(time.monotonic() - started, 1)
+
+    async def all(self) -> dict[str, Any]:
+        await asyncio.sleep(self.sizes.settle_seconds)
+        self.results["memory"]["idle"] = procfs.memory(self.target.pids) if self.target.pids else {}
+        await self.guarded("reads", self.reads)
+        await self.guarded("bus", self.bus)
+        await self.guarded("monolith", self.monolith)
+        await self.guarded("saturation", self.saturation)
+        await self.guarded("fixed_rate", self.fixed_rate)
+        self._ratios()
+        if not self.target.pids:
+            self.results["memory"] = {"skipped": "no process ids (set BAZAAR_BENCH_HOME)"}
+        return self.results
+
+    async def reads(self) -> dict[str, Any]:
+        urls = {"gateway": self.target.public_url + reads.PRODUCTS}
+        catalog = self.target.url("catalog")
+        if catalog:
+            urls["direct"] = catalog + reads.PRODUCTS
+        with floor_server() as (floor_url, _):
+            urls["floor"] = floor_url
+            return await reads.measure(urls, self.sizes)
+
+    async def bus(self) -> dict[str, Any]:
+        if not self.target.broker_url:
+            return {"skipped": "no broker address (set BAZAAR_BENCH_HOME)"}
+        return await messaging.measure(self.target.broker_url, self.sizes)
+
+    async def monolith(self) -> dict[str, Any]:
+        process = await asyncio.create_subprocess_exec(
+            *child.command(
+                "bench.monolith",
+                "--orders",
+                str(self.sizes.monolith_orders),
+                "--concurrency",
+                str(self.sizes.monolith_concurrency),
+            ),
+            env=child.environment(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"monolith exited {process.returncode}: {err.decode()[-500:]}")
+        result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+        return result
+
+    async def saturation(self) -> dict[str, Any]:
+        self.say(f"  signing up {self.sizes.shoppers} shoppers (argon2id: slow on purpose)")
+        store = await checkout.open_shop(self.target.public_url, self.sizes)
+        self.store = store
+        self.say(f"  {self.sizes.saturation_orders} orders by {len(store.shoppers)} shoppers")
+        pids = self.target.pids
+        profiled = {n: pids[n] for n in self.profiled if n in pids}
+        recording: AbstractContextManager[dict[str, Path]] = (
+            profile.recording(profiled, self.folder / "profiles") if profiled else nullcontext({})
+        )
+        cpu_before, client_before = procfs.cpu(pids), time.process_time()
+        with recording as outputs:
+            placed = await checkout.saturation(store, self.sizes)
+        cpu_after, client_after = procfs.cpu(pids), time.process_time()
+        if pids:
+            self.results["memory"]["after_saturation"] = procfs.memory(pids)
+        result = {
+            "shoppers": len(store.shoppers),
+            **checkout.throughput(placed),
+            **checkout.summary(placed),
+            "retries": {str(k): v for k, v in store.counters.retries.items()},
+        }
+        paid = max(1, result["paid"])
+        per_order = {
+            name: round(1000 * (cpu_after[name] - cpu_before[name]) / paid, 2)
+            for name in cpu_after
+            if name in cpu_before
+        }
+        per_order["bench client"] = round(1000 * (client_after - client_before) / paid, 2)
+        result["cpu_ms_per_paid_order"] = per_order
+        result["cpu_ms_per_paid_order_platform"] = round(
+            sum(v for k, v in per_order.items() if k != "bench client"), 2
+        )
+        if outputs:
+            result["profiles"] = {
+                name: {"file": str(path), **profile.summarise(path)}
+                for name, path in outputs.items()
+            }
+        self.results["timelines"]["saturation"] = checkout.timeline(placed)
+        return result
+
+    async def fixed_rate(self) -> dict[str, Any]:
+        store = getattr(self, "store", None)
+        if store is None:
+            raise RuntimeError("no shoppers (the saturation section failed before signing up)")
+        self.say(f"  {self.sizes.fixed_rate:g} orders/s for {self.sizes.fixed_rate_seconds:g} s")
+        try:
+            placed, late = await checkout.fixed_rate(store, self.sizes)
+        finally:
+            await store.http.aclose()
+        self.results["timelines"]["fixed_rate"] = checkout.timeline(placed)
+        return {
+            "rate": self.sizes.fixed_rate,
+            "late_starts": late,
+            **checkout.throughput(placed),
+            **checkout.summary(placed),
+        }
+
+    def _ratios(self) -> None:
+        saturation, monolith = self.results.get("saturation", {}), self.results.get("monolith", {})
+        if "paid_per_s" in saturation and "orders_per_s" in monolith:
+            saturation["bazaar_over_monolith"] = round(
+                ratio(saturation["paid_per_s"], monolith["orders_per_s"]), 4
+            )
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

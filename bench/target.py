@@ -1,0 +1,87 @@
+"""The platform under test: a fresh embedded one in a temporary home (the default), or
+one already running, named by `BAZAAR_BENCH_URL` (its gateway) and/or `BAZAAR_BENCH_HOME`
+(a home whose `runner.json` gives the internal addresses and pids)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bazaar.runner.platform import Platform
+from bazaar.runner.ports import free_ports
+from bazaar.runner.state import read_state, running_runner
+
+START_TIMEOUT = 180.0
+
+# The bench platform must not throttle its own load generator. Variables the services do
+# not know are ignored, so this may name limits that are not there yet.
+GENEROUS_LIMITS = {
+    "BAZAAR_RATE_LIMIT_ENABLED": "false",
+    "BAZAAR_SIGNUP_RATE": "100000/minute",
+    "BAZAAR_LOGIN_RATE": "100000/minute",
+    "BAZAAR_CHECKOUT_RATE": "100000/minute",
+}
+
+
+class TargetError(Exception):
+    """The platform to measure could not be started or found."""
+
+
+@dataclass
+class Target:
+    public_url: str
+    # name -> http://host:port (HTTP services) or host:port (gRPC), nats://... for nats
+    urls: dict[str, str] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    embedded: bool = True
+
+    @property
+    def broker_url(self) -> str | None:
+        return self.urls.get("nats")
+
+    def url(self, name: str) -> str | None:
+        return self.urls.get(name)
+
+
+@contextmanager
+def open_target(say: Callable[[str], None] = print) -> Iterator[Target]:
+    url = os.environ.get("BAZAAR_BENCH_URL", "").rstrip("/")
+    home = os.environ.get("BAZAAR_BENCH_HOME", "")
+    if url or home:
+        yield attach(url, Path(home) if home else None)
+        return
+    with tempfile.TemporaryDirectory(prefix="bazaar-bench-") as folder:
+        platform = Platform(Path(folder) / "home", free_ports(1)[0], extra_env=GENEROUS_LIMITS)
+        say(f"starting the embedded platform in {folder}")
+        try:
+            platform.start(timeout=START_TIMEOUT)
+        except Exception as exc:
+            raise TargetError(f"the platform did not start: {exc}") from exc
+        try:
+            yield Target(
+                public_url=platform.public_url,
+                urls=platform.urls,
+                pids={name: pid for name, pid in platform.pids.items() if pid},
+            )
+        finally:
+            platform.stop()
+
+
+def attach(url: str, home: Path | None) -> Target:
+    """A running platform: its gateway, and what its runner.json tells, if given."""
+    if home is None:
+        return Target(public_url=url, embedded=False)
+    state = read_state(home / "runner.json")
+    if not state or not running_runner(home / "runner.json"):
+        raise TargetError(f"no running platform in {home} (no live runner in runner.json)")
+    processes = state.get("processes") or []
+    return Target(
+        public_url=url or str(state.get("public_url", "")),
+        urls={p["name"]: p["url"] for p in processes if p.get("url")},
+        pids={p["name"]: p["pid"] for p in processes if isinstance(p.get("pid"), int)},
+        embedded=False,
+    )
