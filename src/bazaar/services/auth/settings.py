@@ -39,9 +39,11 @@ class AuthSettings(ServiceSettings):
         default=LOOPBACK_PROXIES,
         description="Networks whose X-Forwarded-For names the client (comma-separated).",
     )
-    signup_rate_per_address: str = Field(default="60/minute")
-    signup_rate_per_account: str = Field(default="10/minute")
-    login_rate_per_address: str = Field(default="120/minute")
+    # Per address: generous (one office, one NAT, a test suite signing up hundreds of
+    # shoppers), still a ceiling on a flood. Per account: what stops password guessing.
+    signup_rate_per_address: str = Field(default="1000/hour")
+    signup_rate_per_account: str = Field(default="10/hour")
+    login_rate_per_address: str = Field(default="1000/hour")
     login_rate_per_account: str = Field(default="10/minute")
 
     @field_validator(
