@@ -1,0 +1,91 @@
+"""The bench's own parts, without a platform: statistics, the monolith baseline's
+bookkeeping, the profile summary and the table."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bazaar.platform.db import Database
+from bazaar.platform.messaging_tables import outbox
+from bench import monolith, profile, report
+from bench.stats import percentile, ratio
+
+
+def test_percentiles_by_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([7.0], 99) == 7.0
+    assert math.isnan(percentile([], 50))
+    assert math.isnan(ratio(1.0, 0.0))
+
+
+async def test_the_monolith_does_the_whole_checkout_in_one_transaction(tmp_path: Path) -> None:
+    result = await monolith.run(tmp_path, orders_wanted=12, concurrency=3)
+
+    assert result["orders"] == 12 and result["orders_per_s"] > 0
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'monolith.db'}")
+    try:
+        async with db.reading() as session:
+            count = (
+                await session.execute(select(func.count()).select_from(monolith.orders))
+            ).scalar()
+            paid = (
+                await session.execute(select(func.count()).select_from(monolith.payments))
+            ).scalar()
+            left = (
+                await session.execute(select(func.count()).select_from(monolith.carts))
+            ).scalar()
+            on_hand = (
+                await session.execute(select(func.sum(monolith.products.c.on_hand)))
+            ).scalar()
+            events = (
+                await session.execute(
+                    select(outbox.c.event_type, func.count()).group_by(outbox.c.event_type)
+                )
+            ).all()
+    finally:
+        await db.dispose()
+    assert (count, paid, left) == (12, 12, 0)
+    assert on_hand == monolith.PRODUCTS * monolith.STOCK - 12 * monolith.LINES_PER_ORDER
+    assert dict(events) == {
+        "order.created": 12,
+        "order.paid": 12,
+        "stock.changed": 12 * monolith.LINES_PER_ORDER,
+    }
+
+
+def test_a_profile_summary_names_functions_and_libraries(tmp_path: Path) -> None:
+    raw = tmp_path / "profile-order.txt"
+    raw.write_text(
+        "run (asyncio/base_events.py:1);handle (bazaar/services/order/app.py:3);"
+        "execute (site-packages/sqlalchemy/engine/base.py:9) 30\n"
+        "run (asyncio/base_events.py:1);select (/usr/lib/python3.11/selectors.py:468) 10\n"
+    )
+
+    summary = profile.summarise(raw)
+
+    assert summary["samples"] == 40
+    assert summary["self_pct"][0] == ["execute (engine/base.py)", 75.0]
+    assert ["sqlalchemy", 75.0] in summary["library_pct"]
+    assert ["selectors", 25.0] in summary["library_pct"]
+    assert summary["bazaar_inclusive_pct"] == [["handle (order/app.py)", 75.0]]
+
+
+def test_the_table_says_which_sections_failed() -> None:
+    results = {
+        "reads": {"error": "ConnectError: refused"},
+        "bus": {"skipped": "no broker address"},
+        "monolith": {"orders_per_s": 250.0, "p50_ms": 3.0, "p99_ms": 9.0},
+    }
+
+    table = report.markdown(results)
+
+    assert "failed: ConnectError: refused" in table
+    assert "skipped: no broker address" in table
+    assert "250.0 paid/s" in table
+    assert "not run" in table  # saturation, fixed rate and memory never ran
