@@ -33,6 +33,7 @@ from bazaar.services.gateway.schemas import (
     User,
     problem_responses,
 )
+from bazaar.services.gateway.throttling import count_checkout
 from bazaar.services.gateway.upstreams import forward
 
 router = APIRouter()
@@ -215,6 +216,7 @@ async def remove_cart_item(request: Request, product_id: str) -> Response:
     responses=problem_responses(401, 409, 422),
 )
 async def checkout(request: Request) -> Response:
+    await count_checkout(request)
     return await forward(request, "order")
 
 

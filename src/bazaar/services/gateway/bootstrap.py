@@ -17,12 +17,14 @@ from bazaar.contracts.generated import inventory_pb2_grpc
 from bazaar.platform.cli import run_service_cli
 from bazaar.platform.config import ServiceSettings
 from bazaar.platform.grpc import create_channel
+from bazaar.platform.ratelimit import AsyncRateLimiter
 from bazaar.platform.serving import run_asgi
 from bazaar.platform.tokens import TokenVerifier
 from bazaar.platform.web import create_app
 from bazaar.services.gateway import admin, api, storefront
 from bazaar.services.gateway.pages import create_templates, install_page_errors
 from bazaar.services.gateway.settings import GatewaySettings
+from bazaar.services.gateway.throttling import CheckoutThrottle
 from bazaar.services.gateway.upstreams import TransportOverride, Upstreams
 
 STATIC = Path(__file__).parent / "static"
@@ -81,8 +83,12 @@ def build_app(
         description=DESCRIPTION,
         resources=[upstream_clients, inventory_channel],
         readiness=[upstreams_ready],
+        max_body_bytes=settings.max_body_bytes,
     )
     app.state.settings = settings
+    app.state.checkout_throttle = CheckoutThrottle(
+        settings.checkout_rate, AsyncRateLimiter(settings.rate_limit_url)
+    )
     app.state.token_verifier = token_verifier or TokenVerifier(settings.jwks_url)
     app.state.templates = create_templates()
     app.include_router(api.router)

@@ -19,6 +19,7 @@ from bazaar.platform.problems import Problem
 from bazaar.platform.tokens import Principal, TokenVerifier
 from bazaar.services.gateway import domain
 from bazaar.services.gateway.shop import Shop, ShopError
+from bazaar.services.gateway.upstreams import forwarded_for
 
 log = get_logger(__name__)
 
@@ -104,7 +105,12 @@ MaybeVisitor = Annotated[Visitor | None, Depends(current_visitor)]
 
 def shop_for(request: Request, visitor: Visitor | None) -> Shop:
     request_id = structlog.contextvars.get_contextvars().get("request_id", "")
-    return Shop(request.app.state.upstreams, visitor.token if visitor else None, str(request_id))
+    return Shop(
+        request.app.state.upstreams,
+        visitor.token if visitor else None,
+        str(request_id),
+        forwarded_for(request),
+    )
 
 
 def set_session(response: Response, request: Request, token: str) -> None:

@@ -3,9 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from bazaar.platform.config import ServiceSettings
+from bazaar.platform.ratelimit import MEMORY, parse_rate
 
 
 class GatewaySettings(ServiceSettings):
@@ -28,8 +29,21 @@ class GatewaySettings(ServiceSettings):
         default=300.0, gt=0, le=3600, description="Seconds a stream (SSE) may stay silent."
     )
     max_body_bytes: int = Field(
-        default=1024 * 1024, ge=1024, description="Largest request body forwarded."
+        default=64 * 1024, ge=1024, description="Largest request body accepted (413 past it)."
     )
+    checkout_rate: str = Field(
+        default="10 per 10 seconds",
+        description="Checkouts one user may start (429 past it); the storefront's count too.",
+    )
+    rate_limit_url: str = Field(
+        default=MEMORY, description="memory:// (per process) or redis://host:port/db (shared)."
+    )
+
+    @field_validator("checkout_rate")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
 
     @model_validator(mode="after")
     def _default_maildir(self) -> GatewaySettings:

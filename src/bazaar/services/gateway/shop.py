@@ -29,10 +29,18 @@ class ShopError(Exception):
 
 
 class Shop:
-    def __init__(self, upstreams: Upstreams, token: str | None, request_id: str = "") -> None:
+    def __init__(
+        self,
+        upstreams: Upstreams,
+        token: str | None,
+        request_id: str = "",
+        forwarded_for: str = "",
+    ) -> None:
         self._upstreams = upstreams
         self._token = token
         self._request_id = request_id
+        # The visitor's address: auth limits logins per client, not per gateway.
+        self._forwarded_for = forwarded_for
 
     async def _call(
         self,
@@ -49,6 +57,8 @@ class Shop:
             sent["Authorization"] = f"Bearer {self._token}"
         if self._request_id:
             sent["X-Request-ID"] = self._request_id
+        if self._forwarded_for:
+            sent["X-Forwarded-For"] = self._forwarded_for
         try:
             response = await self._upstreams.client(upstream).request(
                 method, path, json=json, params=params, headers=sent

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from starlette.responses import HTMLResponse, Response
 
+from bazaar.platform.ratelimit import TooManyRequests
 from bazaar.services.gateway import domain, mail
 from bazaar.services.gateway.pages import (
     CurrentVisitor,
@@ -160,6 +161,11 @@ async def remove_from_cart(request: Request, product_id: str, visitor: CurrentVi
 @router.post("/checkout", dependencies=[FormPost])
 async def checkout(request: Request, visitor: CurrentVisitor, key: FormField = "") -> Response:
     idempotency_key = key if IDEMPOTENCY_KEY.match(key) else str(uuid.uuid4())
+    try:
+        await request.app.state.checkout_throttle.count(visitor.principal.user_id)
+    except TooManyRequests:
+        message = "That was a lot of checkouts in a few seconds. Please wait a moment."
+        return await _cart_page(request, visitor, message, 429)
     try:
         placed = await shop_for(request, visitor).checkout(idempotency_key)
     except ShopError as exc:

@@ -146,13 +146,19 @@ def _forwarded_headers(request: Request) -> dict[str, str]:
     if request_id := _request_id(request):
         headers["x-request-id"] = request_id
     # The services see who is really calling (per-client rate limits on auth).
-    client_host = request.client.host if request.client else ""
-    prior = request.headers.get("x-forwarded-for")
-    headers["x-forwarded-for"] = f"{prior}, {client_host}" if prior else client_host
+    headers["x-forwarded-for"] = forwarded_for(request)
     headers["x-forwarded-proto"] = request.url.scheme
     if "host" in request.headers:
         headers["x-forwarded-host"] = request.headers["host"]
     return headers
+
+
+def forwarded_for(request: Request) -> str:
+    """`X-Forwarded-For` as the services get it: what came in, plus the address this
+    request came from (whether to believe the rest is the service's call)."""
+    client_host = request.client.host if request.client else ""
+    prior = request.headers.get("x-forwarded-for")
+    return f"{prior}, {client_host}" if prior else client_host
 
 
 def _target(request: Request) -> str:
