@@ -6,6 +6,7 @@ bazaar stop              stop the running `bazaar up`
 bazaar migrate           bring every database to its latest revision
 bazaar seed              load the demo data again
 bazaar logs PROCESS      the tail of a process's log (-f to follow)
+bazaar keys rotate       a new signing key for access tokens; expired ones retired
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -68,6 +70,9 @@ def parser() -> argparse.ArgumentParser:
     logs_.add_argument("-n", "--lines", type=int, default=50)
     logs_.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     logs_.set_defaults(run=logs)
+    keys_ = commands.add_parser("keys", help="rotate the auth service's signing keys")
+    keys_.add_argument("action", choices=["rotate"], help="publish a new key, retire expired")
+    keys_.set_defaults(run=keys)
     return root
 
 
@@ -212,6 +217,25 @@ def _one_shot(home: Home, seeding: bool) -> int:
         print(exc, file=sys.stderr)
         return EXIT_FAILED
     print("done")
+    return EXIT_OK
+
+
+def keys(args: argparse.Namespace, home: Home) -> int:
+    """`bazaar keys rotate`: the auth service publishes a new signing key (it signs once
+    every verifier can know it) and retires keys whose tokens have all expired. Runs with
+    this environment (BAZAAR_AUTH_KEY_SECRET...), whether or not the platform runs."""
+    auth = next(s for s in TOPOLOGY if s.name == "auth")
+    result = subprocess.run(
+        [sys.executable, "-m", auth.module, "rotate-keys"],
+        env={**os.environ, "BAZAAR_HOME": str(home.root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr)
+        return EXIT_FAILED
+    sys.stdout.write(result.stdout)
     return EXIT_OK
 
 
