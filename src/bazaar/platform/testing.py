@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +197,41 @@ def require_program(path: str, what: str, package: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return found
+
+
+REDIS_URL_VARIABLE = "BAZAAR_TEST_REDIS_URL"
+
+
+@contextmanager
+def redis_server(folder: Path, timeout: float = 10.0) -> Iterator[str]:
+    """A Redis for a test; yields its URL: the one at BAZAAR_TEST_REDIS_URL (CI starts it),
+    else a redis-server of our own on a free loopback port. Neither: skipped on a
+    developer's machine, a failure in CI."""
+    import os
+    import socket
+    import subprocess
+
+    configured = os.environ.get(REDIS_URL_VARIABLE, "")
+    if configured:
+        yield configured
+        return
+    binary = require_program("/usr/bin/redis-server", "redis-server", "redis-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"redis-server did not listen within {timeout}s") from None
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

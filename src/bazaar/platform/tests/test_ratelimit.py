@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +17,7 @@ from bazaar.platform.ratelimit import (
     client_address,
     parse_rate,
 )
-from bazaar.platform.testing import free_port
-
-REDIS_URL_VARIABLE = "BAZAAR_TEST_REDIS_URL"
+from bazaar.platform.testing import free_port, redis_server
 
 
 def test_a_rate_is_parsed_or_refused_with_an_example() -> None:
@@ -64,42 +58,8 @@ def test_an_unreachable_store_lets_requests_through() -> None:
 
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
-    """BAZAAR_TEST_REDIS_URL (CI starts one), else a redis-server of our own; without
-    either the test is skipped here and fails in CI."""
-    configured = os.environ.get(REDIS_URL_VARIABLE, "")
-    if configured:
-        yield configured
-        return
-    binary = shutil.which("redis-server")
-    if not binary:
-        message = (
-            f"redis-server not found (apt-get install redis-server) and {REDIS_URL_VARIABLE} unset"
-        )
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    port = free_port()
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        url = f"redis://127.0.0.1:{port}/0"
-        deadline = time.monotonic() + 10
-        import redis
-
-        while True:
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with redis_server(tmp_path) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 async def test_limiters_sharing_redis_share_the_budget(redis_url: str) -> None:
