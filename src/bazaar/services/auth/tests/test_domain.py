@@ -38,6 +38,7 @@ def test_valid_emails_are_normalized(given: str, stored: str) -> None:
         "a" * 65 + "@example.com",
         "a@" + "b" * 250 + ".com",
         "alice\n@example.com",
+        "\u212aate@example.com",  # a Kelvin sign, not a k
     ],
 )
 def test_invalid_emails_are_refused(email: str) -> None:
@@ -48,9 +49,12 @@ def test_invalid_emails_are_refused(email: str) -> None:
 def test_names_are_trimmed_and_bounded() -> None:
     assert domain.check_name("  Ada Lovelace ") == "Ada Lovelace"
     assert domain.check_name("Zoë 李") == "Zoë 李"
-    for bad in ["", "   ", "x" * 101, "evil\x00name", "line\nbreak"]:
+    bad_names = ["", "   ", "x" * 101, "evil\x00name", "line\nbreak", "\u202eevil", "a\u200bb"]
+    for bad in [*bad_names, "\nAda", "Ada\t"]:  # not even as blanks around the name
         with pytest.raises(ValueError):
             domain.check_name(bad)
+    # Not yet assigned, or private use: perhaps letters of a newer Unicode; no harm.
+    assert domain.check_name("Ann \U000cf0c6\ue000") == "Ann \U000cf0c6\ue000"
 
 
 def test_token_claims_are_exactly_the_contract() -> None:
