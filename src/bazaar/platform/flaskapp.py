@@ -295,7 +295,14 @@ def run_wsgi(
     """Serve a WSGI app with waitress on the settings' host and port until SIGINT/SIGTERM;
     then `on_stop` releases the service's resources."""
     server = waitress.create_server(
-        app, host=settings.host, port=settings.port, threads=threads, ident="bazaar"
+        app,
+        host=settings.host,
+        port=settings.port,
+        threads=threads,
+        ident="bazaar",
+        # waitress would drop X-Forwarded-For from every peer; the service decides which
+        # proxies it believes (`ratelimit.client_address`), so the header must reach it.
+        clear_untrusted_proxy_headers=False,
     )
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     log.info(
