@@ -15,6 +15,7 @@ from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope
 from bazaar.platform.inbox import Inbox
+from bazaar.platform.jsontypes import JSON_INTEGER
 from bazaar.platform.problems import Conflict, NotFound, Problem, Unprocessable
 from bazaar.platform.tokens import CurrentUser
 from bazaar.services.cart import domain, handlers
@@ -30,7 +31,7 @@ internal = APIRouter(prefix="/internal/carts", tags=["internal"])
 
 ProductId = Annotated[str, Field(min_length=1, max_length=64, pattern=PRODUCT_ID)]
 ProductIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=PRODUCT_ID)]
-Quantity = Annotated[int, Field(ge=1, le=MAX_QTY, strict=True)]
+Quantity = Annotated[int, Field(ge=1, le=MAX_QTY, strict=True), JSON_INTEGER]
 
 
 class ItemAdd(BaseModel):

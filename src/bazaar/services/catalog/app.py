@@ -8,17 +8,26 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from bazaar.platform.bus import EventHandler, RequestHandler
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope
 from bazaar.platform.inbox import Inbox
+from bazaar.platform.jsontypes import JSON_INTEGER
 from bazaar.platform.logs import get_logger
 from bazaar.platform.problems import NotFound
 from bazaar.platform.tokens import AdminUser
-from bazaar.services.catalog import handlers
+from bazaar.services.catalog import domain, handlers
 from bazaar.services.catalog.domain import (
+    IMAGE_URL_PATTERN,
     MAX_PAGE_SIZE,
     MAX_QUOTED_PRODUCTS,
     SLUG_PATTERN,
@@ -40,11 +49,10 @@ router = APIRouter(prefix="/api", tags=["catalog"])
 
 ProductId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Slug = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=SLUG_PATTERN)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
-PriceCents = Annotated[int, Field(strict=True, ge=0, le=100_000_000)]
-# Empty, absolute http(s), or a path on the storefront: never `javascript:` and the like.
-ImageUrl = Annotated[str, StringConstraints(max_length=2000, pattern=r"^(https?://\S+|/\S*)?$")]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(domain.product_name)]
+Description = Annotated[str, Field(max_length=5000), AfterValidator(domain.description)]
+PriceCents = Annotated[int, Field(strict=True, ge=0, le=100_000_000), JSON_INTEGER]
+ImageUrl = Annotated[str, StringConstraints(max_length=2000, pattern=IMAGE_URL_PATTERN)]
 
 
 class ProductCreate(BaseModel):

@@ -3,6 +3,7 @@ price quotes."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -11,6 +12,37 @@ from datetime import datetime
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 MAX_PAGE_SIZE = 100
 MAX_QUOTED_PRODUCTS = 100
+
+# Explicit classes rather than `\s` or Unicode categories, whose meaning differs between
+# regex engines: the gateway's OpenAPI document states these rules character for character.
+# A name: no controls, line separators or invisible formatting (bidi, zero-width, BOM).
+NOT_IN_A_NAME = re.compile(
+    r"[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+    r"\u2060-\u206f\ufeff\ufff9-\ufffb]"
+)
+# A description may break lines (tab, LF, CR); no other control character.
+NOT_IN_A_DESCRIPTION = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]")
+# An image URL: empty, absolute http(s), or a path on the storefront; no blank or control
+# character anywhere, so never `javascript:` and never a second line.
+URL_CHAR = r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+IMAGE_URL_PATTERN = rf"^(https?://{URL_CHAR}+|/{URL_CHAR}*)?$"
+
+
+def product_name(text: str) -> str:
+    """The name without surrounding blanks, or ValueError."""
+    if NOT_IN_A_NAME.search(text):
+        raise ValueError("a name cannot contain control or invisible formatting characters")
+    name = text.strip()
+    if not name:
+        raise ValueError("a name needs at least one visible character")
+    return name
+
+
+def description(text: str) -> str:
+    """The description without surrounding blanks, or ValueError."""
+    if NOT_IN_A_DESCRIPTION.search(text):
+        raise ValueError("a description cannot contain control characters but line breaks")
+    return text.strip()
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,16 @@ async def test_an_unknown_product_is_404_and_changes_nothing(
     assert await lines(client, ALICE) == {"mug": 2}
 
 
+async def test_an_integral_qty_counts_however_json_writes_it(
+    client: httpx.AsyncClient, alice: dict[str, str]
+) -> None:
+    answer = await client.post(
+        "/api/cart/items", json={"product_id": "mug", "qty": 2.0}, headers=alice
+    )
+    assert answer.status_code == 200, answer.text
+    assert await lines(client, ALICE) == {"mug": 2}
+
+
 @pytest.mark.parametrize(
     "body",
     [

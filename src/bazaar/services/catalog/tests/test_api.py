@@ -154,6 +154,10 @@ async def test_only_an_admin_creates_products(
         {**NEW, "name": "x" * 201},
         {**NEW, "category": "Home Garden"},
         {**NEW, "image_url": "javascript:alert(1)"},
+        {**NEW, "image_url": "/img.png\u0085"},  # a blank that only some regexes know
+        {**NEW, "name": "Kettle\x00"},
+        {**NEW, "name": "\u202eelttek"},
+        {**NEW, "description": "bell\x07"},
         {**NEW, "stock": 5},
         {k: v for k, v in NEW.items() if k != "name"},
         {k: v for k, v in NEW.items() if k != "price_cents"},
@@ -170,6 +174,16 @@ async def test_a_bad_product_is_422_and_creates_nothing(
     assert await total(client) == len(PRODUCTS)
     categories = (await client.get("/api/categories")).json()["items"]
     assert "home-garden" not in {c["slug"] for c in categories}
+
+
+async def test_an_integral_price_is_accepted_however_json_writes_it(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    body = {**NEW, "price_cents": 3450.0, "description": "Line one.\nLine two.\n"}
+    created = await client.post("/api/products", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    assert created.json()["price_cents"] == 3450
+    assert created.json()["description"] == "Line one.\nLine two."
 
 
 async def test_garbage_json_is_422(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
