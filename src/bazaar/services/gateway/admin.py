@@ -12,14 +12,15 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bazaar.contracts.generated import inventory_pb2, inventory_pb2_grpc
+from bazaar.platform.jsontypes import JSON_INTEGER
 from bazaar.platform.problems import Problem
 from bazaar.platform.tokens import AdminUser
-from bazaar.services.gateway.schemas import problem_responses
+from bazaar.services.gateway.schemas import PRODUCT_ID_PATTERN, problem_responses
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
 RPC_TIMEOUT = 3.0
-ProductId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+ProductId = Annotated[str, Path(min_length=1, max_length=64, pattern=PRODUCT_ID_PATTERN)]
 # gRPC status -> HTTP status of the problem the client gets.
 RPC_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 422,
@@ -34,9 +35,17 @@ RPC_STATUS = {
 class StockAdjustment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    delta: int = Field(
-        ge=-1_000_000, le=1_000_000, description="Units to add (negative: to remove)."
-    )
+    delta: Annotated[
+        int,
+        Field(
+            strict=True,
+            ge=-1_000_000,
+            le=1_000_000,
+            description="Units to add (negative: to remove); not zero.",
+            json_schema_extra={"not": {"const": 0}},
+        ),
+        JSON_INTEGER,
+    ]
 
     @field_validator("delta")
     @classmethod
@@ -85,7 +94,8 @@ def _problem(exc: grpc.aio.AioRpcError) -> Problem:
     "/products/{product_id}/stock",
     response_model=StockLevel,
     summary="Add or remove units on hand (never below what is reserved)",
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
+    # 502: inventory answered with an error it should not have; 503/504: down or slow.
+    responses=problem_responses(401, 403, 404, 409, 413, 422, 502, 503, 504),
 )
 async def adjust_stock(
     request: Request,
@@ -97,7 +107,8 @@ async def adjust_stock(
         Header(
             alias="Idempotency-Key",
             min_length=1,
-            max_length=200,
+            max_length=64,
+            pattern=r"^[!-~]+$",  # visible ASCII
             description="Send it to make a retried adjustment count once.",
         ),
     ] = None,
@@ -105,7 +116,8 @@ async def adjust_stock(
     command = inventory_pb2.AdjustStockRequest(
         product_id=product_id,
         delta=body.delta,
-        request_id=idempotency_key or uuid.uuid4().hex,
+        # Prefixed: an admin's key can never pass for one of inventory's own (`seed:`...).
+        request_id=f"admin:{idempotency_key or uuid.uuid4().hex}",
     )
     try:
         level = await _inventory(request).AdjustStock(command, timeout=RPC_TIMEOUT)
@@ -118,13 +130,13 @@ async def adjust_stock(
     "/stock",
     response_model=StockList,
     summary="Stock levels of the given products (none given: every product)",
-    responses=problem_responses(401, 403, 422, 503),
+    responses=problem_responses(401, 403, 422, 502, 503, 504),
 )
 async def get_stock(
     request: Request,
     admin: AdminUser,
     product_id: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=64)]],
+        list[Annotated[str, Field(min_length=1, max_length=64, pattern=PRODUCT_ID_PATTERN)]],
         Query(max_length=100, description="Repeat for several products."),
     ] = [],  # noqa: B006 - FastAPI copies defaults per request
 ) -> StockList:

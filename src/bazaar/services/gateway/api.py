@@ -9,28 +9,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.responses import Response
 
 from bazaar.services.gateway.schemas import (
+    BODY,
     DOCUMENTED_MODELS,
+    PRODUCT_ID_PATTERN,
+    UPSTREAM,
     Cart,
-    CartItemAdd,
-    CartItemUpdate,
     CategoryList,
     CheckoutResponse,
-    LoginRequest,
     Order,
     OrderList,
     Product,
     ProductPage,
-    ProductWrite,
-    SignupRequest,
     TokenResponse,
     User,
+    order_event_schema,
+    partial_schema,
     problem_responses,
 )
 from bazaar.services.gateway.throttling import count_checkout
@@ -39,16 +38,19 @@ from bazaar.services.gateway.upstreams import forward
 router = APIRouter()
 
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+ProductIdPath = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=PRODUCT_ID_PATTERN, description="A product id")
+]
 
 
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
+def json_body(schema_name: str) -> dict[str, Any]:
     """OpenAPI for a JSON body the gateway forwards without parsing (the owning service
     validates it; a second validation here could only disagree with it)."""
     return {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}
             },
         }
     }
@@ -61,7 +63,7 @@ def idempotency_header() -> dict[str, Any]:
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string", "maxLength": 200},
+                "schema": {"type": "string", "minLength": 1, "maxLength": 200},
                 "description": "The same key twice gives the same order.",
             }
         ]
@@ -76,8 +78,9 @@ def idempotency_header() -> dict[str, Any]:
     tags=["auth"],
     status_code=201,
     response_model=TokenResponse,
-    openapi_extra=json_body(SignupRequest),
-    responses=problem_responses(409, 422, 429),
+    openapi_extra=json_body("SignupRequest"),
+    # 415: auth takes nothing but `Content-Type: application/json`.
+    responses=problem_responses(409, 415, 429, *BODY, *UPSTREAM),
 )
 async def signup(request: Request) -> Response:
     return await forward(request, "auth")
@@ -87,8 +90,8 @@ async def signup(request: Request) -> Response:
     "/api/auth/login",
     tags=["auth"],
     response_model=TokenResponse,
-    openapi_extra=json_body(LoginRequest),
-    responses=problem_responses(401, 422, 429),
+    openapi_extra=json_body("LoginRequest"),
+    responses=problem_responses(401, 415, 429, *BODY, *UPSTREAM),
 )
 async def login(request: Request) -> Response:
     return await forward(request, "auth")
@@ -99,7 +102,7 @@ async def login(request: Request) -> Response:
     tags=["auth"],
     response_model=User,
     openapi_extra={"security": BEARER},
-    responses=problem_responses(401),
+    responses=problem_responses(401, *UPSTREAM),
 )
 async def me(request: Request) -> Response:
     return await forward(request, "auth")
@@ -108,13 +111,20 @@ async def me(request: Request) -> Response:
 # -- catalog ---------------------------------------------------------------------------
 
 
-@router.get("/api/products", tags=["catalog"], response_model=ProductPage)
+@router.get(
+    "/api/products",
+    tags=["catalog"],
+    response_model=ProductPage,
+    responses=problem_responses(422, *UPSTREAM),
+)
 async def list_products(
     request: Request,
-    q: Annotated[str | None, Query(description="Text search in name and description")] = None,
-    category: Annotated[str | None, Query(description="A category slug")] = None,
-    page: Annotated[int, Query(description="1-based")] = 1,
-    page_size: Annotated[int, Query(description="1..100")] = 20,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text search in name and description")
+    ] = None,
+    category: Annotated[str | None, Query(max_length=64, description="A category slug")] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based")] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
     return await forward(request, "catalog")
 
@@ -123,7 +133,7 @@ async def list_products(
     "/api/products/{product_id}",
     tags=["catalog"],
     response_model=Product,
-    responses=problem_responses(404),
+    responses=problem_responses(404, *UPSTREAM),
 )
 async def get_product(request: Request, product_id: str) -> Response:
     return await forward(request, "catalog")
@@ -134,8 +144,8 @@ async def get_product(request: Request, product_id: str) -> Response:
     tags=["catalog", "admin"],
     status_code=201,
     response_model=Product,
-    openapi_extra={**json_body(ProductWrite), "security": BEARER},
-    responses=problem_responses(401, 403, 409, 422),
+    openapi_extra={**json_body("ProductCreate"), "security": BEARER},
+    responses=problem_responses(401, 403, *BODY, *UPSTREAM),
 )
 async def create_product(request: Request) -> Response:
     return await forward(request, "catalog")
@@ -145,19 +155,25 @@ async def create_product(request: Request) -> Response:
     "/api/products/{product_id}",
     tags=["catalog", "admin"],
     response_model=Product,
-    openapi_extra={**json_body(ProductWrite), "security": BEARER},
-    responses=problem_responses(401, 403, 404, 422),
+    openapi_extra={**json_body("ProductUpdate"), "security": BEARER},
+    responses=problem_responses(401, 403, 404, *BODY, *UPSTREAM),
 )
 async def update_product(request: Request, product_id: str) -> Response:
     return await forward(request, "catalog")
 
 
-@router.get("/api/categories", tags=["catalog"], response_model=CategoryList)
+@router.get(
+    "/api/categories",
+    tags=["catalog"],
+    response_model=CategoryList,
+    responses=problem_responses(*UPSTREAM),
+)
 async def list_categories(request: Request) -> Response:
     return await forward(request, "catalog")
 
 
 # -- cart ------------------------------------------------------------------------------
+# 409: two writes to one cart raced and this one lost; 502/503: catalog could not price it.
 
 
 @router.get(
@@ -165,7 +181,7 @@ async def list_categories(request: Request) -> Response:
     tags=["cart"],
     response_model=Cart,
     openapi_extra={"security": BEARER},
-    responses=problem_responses(401),
+    responses=problem_responses(401, 502, *UPSTREAM),
 )
 async def get_cart(request: Request) -> Response:
     return await forward(request, "cart")
@@ -175,8 +191,8 @@ async def get_cart(request: Request) -> Response:
     "/api/cart/items",
     tags=["cart"],
     response_model=Cart,
-    openapi_extra={**json_body(CartItemAdd), "security": BEARER},
-    responses=problem_responses(401, 404, 422),
+    openapi_extra={**json_body("CartItemAdd"), "security": BEARER},
+    responses=problem_responses(401, 404, 409, 502, *BODY, *UPSTREAM),
 )
 async def add_cart_item(request: Request) -> Response:
     return await forward(request, "cart")
@@ -186,10 +202,10 @@ async def add_cart_item(request: Request) -> Response:
     "/api/cart/items/{product_id}",
     tags=["cart"],
     response_model=Cart,
-    openapi_extra={**json_body(CartItemUpdate), "security": BEARER},
-    responses=problem_responses(401, 404, 422),
+    openapi_extra={**json_body("CartItemUpdate"), "security": BEARER},
+    responses=problem_responses(401, 404, 409, 502, *BODY, *UPSTREAM),
 )
-async def set_cart_item(request: Request, product_id: str) -> Response:
+async def set_cart_item(request: Request, product_id: ProductIdPath) -> Response:
     return await forward(request, "cart")
 
 
@@ -198,9 +214,9 @@ async def set_cart_item(request: Request, product_id: str) -> Response:
     tags=["cart"],
     response_model=Cart,
     openapi_extra={"security": BEARER},
-    responses=problem_responses(401, 404),
+    responses=problem_responses(401, 404, 409, 502, *UPSTREAM),
 )
-async def remove_cart_item(request: Request, product_id: str) -> Response:
+async def remove_cart_item(request: Request, product_id: ProductIdPath) -> Response:
     return await forward(request, "cart")
 
 
@@ -213,7 +229,7 @@ async def remove_cart_item(request: Request, product_id: str) -> Response:
     status_code=201,
     response_model=CheckoutResponse,
     openapi_extra={**idempotency_header(), "security": BEARER},
-    responses=problem_responses(401, 409, 422),
+    responses=problem_responses(401, 413, 422, 429, *UPSTREAM),
 )
 async def checkout(request: Request) -> Response:
     await count_checkout(request)
@@ -225,7 +241,7 @@ async def checkout(request: Request) -> Response:
     tags=["orders"],
     response_model=OrderList,
     openapi_extra={"security": BEARER},
-    responses=problem_responses(401),
+    responses=problem_responses(401, *UPSTREAM),
 )
 async def list_orders(request: Request) -> Response:
     return await forward(request, "order")
@@ -236,7 +252,7 @@ async def list_orders(request: Request) -> Response:
     tags=["orders"],
     response_model=Order,
     openapi_extra={"security": BEARER},
-    responses=problem_responses(401, 404),
+    responses=problem_responses(401, 404, *UPSTREAM),
 )
 async def get_order(request: Request, order_id: str) -> Response:
     return await forward(request, "order")
@@ -249,8 +265,11 @@ async def get_order(request: Request, order_id: str) -> Response:
     response_class=Response,
     openapi_extra={"security": BEARER},
     responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
-        **problem_responses(401, 404),
+        200: {
+            "description": "The order now and at each status change",
+            "content": {"text/event-stream": {"schema": order_event_schema()}},
+        },
+        **problem_responses(401, 404, *UPSTREAM),
     },
 )
 async def order_events(request: Request, order_id: str) -> Response:
@@ -279,6 +298,7 @@ def install_openapi(app: FastAPI) -> None:
             schemas = components.setdefault("schemas", {})
             for name, schema in definitions.get("$defs", {}).items():
                 schemas.setdefault(name, schema)
+            schemas["ProductUpdate"] = partial_schema(schemas["ProductCreate"])
             _problems_for_validation_errors(document)
             components.setdefault("securitySchemes", {})["bearer"] = {
                 "type": "http",
