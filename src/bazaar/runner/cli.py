@@ -7,6 +7,8 @@ bazaar migrate           bring every database to its latest revision
 bazaar seed              load the demo data again
 bazaar logs PROCESS      the tail of a process's log (-f to follow)
 bazaar keys rotate       a new signing key for access tokens; expired ones retired
+bazaar check             prove the checkout's invariants on the services' data
+bazaar deadletters       list (or `replay SEQ|--all`) the events consumers gave up on
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from types import FrameType
 from rich.console import Console
 from rich.table import Table
 
+from bazaar.runner import inspect_commands
 from bazaar.runner.demo import admin_login
 from bazaar.runner.home import Home, default_home, tail
 from bazaar.runner.platform import Platform, StartupError, already_running
@@ -73,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
     keys_ = commands.add_parser("keys", help="rotate the auth service's signing keys")
     keys_.add_argument("action", choices=["rotate"], help="publish a new key, retire expired")
     keys_.set_defaults(run=keys)
+    inspect_commands.add_commands(commands)
     return root
 
 
