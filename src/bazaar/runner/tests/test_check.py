@@ -4,15 +4,20 @@ invariant, written into a copy of it, is found about the right order or product.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
+from bazaar.platform.testing import provisioned_database
 from bazaar.runner import cli
 from bazaar.runner.check import NothingToCheck, Violation, find_violations, inspect_platform
-from bazaar.runner.tests.shop_data import Shop, copy_home, migrated_home
+from bazaar.runner.tests.shop_data import SERVICES_DIR, Shop, copy_home, migrated_home
 
 
 @pytest.fixture(scope="module")
@@ -248,3 +253,28 @@ def test_bazaar_check_json(shop: Shop, capsys) -> None:
 def test_bazaar_check_on_a_folder_without_databases_says_so(tmp_path: Path, capsys) -> None:
     assert cli.main(["check", "--home", str(tmp_path)]) == 2
     assert "no service database" in capsys.readouterr().err
+
+
+# --- PostgreSQL -------------------------------------------------------------------------
+
+
+async def test_a_postgresql_database_is_read_by_its_url(shop: Shop, tmp_path: Path) -> None:
+    """A distributed deployment: the order service's database on PostgreSQL (its async
+    URL, as the service is configured), read read-only through the sync driver."""
+    migrations = SERVICES_DIR / "order" / "migrations"
+    async with provisioned_database("postgresql", migrations, tmp_path, "order") as url:
+        engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO orders (id, user_id, email, status, total_cents, created_at,"
+                    " updated_at, saga_step, saga_attempts, version) VALUES ('o-stuck', 'u',"
+                    " 'ada@example.com', 'pending', 100, :created, :created, 'reserve', 0, 1)"
+                ),
+                {"created": datetime.now(UTC) - timedelta(minutes=10)},
+            )
+        engine.dispose()
+        (shop.home / "order.db").unlink()
+        report = await asyncio.to_thread(inspect_platform, shop.home, urls={"order": url})
+    assert report.read[0] == "order" and report.summary.startswith("1 orders: 0 paid")
+    assert [(v.kind, v.subject) for v in report.violations] == [("stuck_pending", "o-stuck")]
