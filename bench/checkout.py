@@ -2,8 +2,8 @@
 
 Saturation (closed loop): every shopper checks out, follows the order to its final status,
 refills the cart (one add-to-cart: an order empties it) and checks out again, until
-`saturation_orders` orders were placed. Throughput is orders paid per second, from the
-first checkout to the last payment.
+`saturation_orders` orders were placed (or `saturation_max_seconds` passed). Throughput
+is orders paid per second, from the first checkout to the last payment.
 
 Fixed arrival rate (open loop): checkouts are scheduled `1/rate` apart whether or not the
 earlier ones were answered, each by a shopper whose cart is ready; the latency of an order
@@ -36,17 +36,20 @@ class Shop:
     http: httpx.AsyncClient
     shoppers: list[Shopper]
     counters: Counters
+    follower: shop.Follower
+    setup_seconds: float
 
 
 async def open_shop(base_url: str, sizes: Sizes) -> Shop:
     """Shoppers with filled carts, and stock for everything they will buy (not timed)."""
+    started = time.monotonic()
     http = shop.client(base_url, connections=4 * sizes.shoppers + 16)
     counters = Counters()
     admin = await shop.admin_token(http, counters)
     product_ids = (await shop.products(http, counters))[: max(1, sizes.shoppers)]
     await shop.stock_up(http, admin, product_ids, counters)
     shoppers = await shop.sign_up(http, sizes.shoppers, product_ids, counters)
-    return Shop(http, shoppers, counters)
+    return Shop(http, shoppers, counters, shop.Follower(), time.monotonic() - started)
 
 
 async def _order_and_refill(store: Shop, placed: Placed, drain_seconds: float) -> None:
@@ -54,7 +57,8 @@ async def _order_and_refill(store: Shop, placed: Placed, drain_seconds: float) -
     (status `failed`), never raised: one bad order does not end the run."""
     try:
         await shop.checkout(store.http, placed, store.counters)
-        await shop.follow(store.http, placed, time.time() + drain_seconds, store.counters)
+        deadline = time.time() + drain_seconds
+        await shop.follow(store.http, placed, store.follower, deadline, store.counters)
         if placed.status in shop.FINAL:
             await shop.fill_cart(store.http, placed.shopper, store.counters)
     except (shop.ShopError, httpx.HTTPError) as exc:
@@ -63,9 +67,10 @@ async def _order_and_refill(store: Shop, placed: Placed, drain_seconds: float) -
 
 async def saturation(store: Shop, sizes: Sizes) -> list[Placed]:
     placed: list[Placed] = []
+    stop_at = time.monotonic() + sizes.saturation_max_seconds
 
     async def shopper_loop(shopper: Shopper) -> None:
-        while len(placed) < sizes.saturation_orders:
+        while len(placed) < sizes.saturation_orders and time.monotonic() < stop_at:
             order = Placed(shopper, start=time.time())
             placed.append(order)
             await _order_and_refill(store, order, sizes.drain_seconds)
@@ -96,8 +101,13 @@ async def fixed_rate(store: Shop, sizes: Sizes) -> tuple[list[Placed], int]:
                 ready.put_nowait(order.shopper)
 
     first = time.time() + 0.05
+    # Shoppers come back only once their order is final: on a platform far slower than the
+    # rate, arrivals wait for them. Stop scheduling when that has gone on too long.
+    give_up = first + 3 * sizes.fixed_rate_seconds + 10
     for number in range(count):
         scheduled = first + number * interval
+        if time.time() > give_up:
+            break
         await asyncio.sleep(max(0.0, scheduled - time.time()))
         if ready.empty():
             late += 1

@@ -95,6 +95,7 @@ async def measure(broker_url: str, sizes: Sizes) -> dict[str, Any]:
 
     sides = {"bus": (via_bus, bus_tally), "raw": (via_raw, raw_tally)}
     totals = {name: {"events": 0, "publish_seconds": 0.0, "total_seconds": 0.0} for name in sides}
+    rounds: dict[str, list[float]] = {name: [] for name in sides}
     try:
         for publish, tally in sides.values():
             await timed_round(publish, tally, WARM_UP_EVENTS)
@@ -102,6 +103,7 @@ async def measure(broker_url: str, sizes: Sizes) -> dict[str, Any]:
             for name, (publish, tally) in sides.items():
                 timing = await timed_round(publish, tally, sizes.bus_events)
                 totals[name]["events"] += sizes.bus_events
+                rounds[name].append(round(sizes.bus_events / timing["total_seconds"], 1))
                 for key, seconds in timing.items():
                     totals[name][key] += seconds
     finally:
@@ -119,6 +121,7 @@ async def measure(broker_url: str, sizes: Sizes) -> dict[str, Any]:
                 "events": t["events"],
                 "published_per_s": round(ratio(t["events"], t["publish_seconds"]), 1),
                 "consumed_per_s": round(ratio(t["events"], t["total_seconds"]), 1),
+                "rounds_consumed_per_s": rounds[name],
             }
             for name, t in totals.items()
         },

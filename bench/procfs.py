@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -44,3 +45,16 @@ def cpu(pids: dict[str, int]) -> dict[str, float]:
     return {
         name: seconds for name, pid in pids.items() if (seconds := cpu_seconds(pid)) is not None
     }
+
+
+def cpu_share(before: dict[str, float], after: dict[str, float], since: float) -> dict[str, float]:
+    """Percent of one core each process used between two `cpu` readings (`since`: the
+    monotonic time of the first), and their total."""
+    seconds = max(time.monotonic() - since, 1e-9)
+    shares = {
+        name: round(100 * (after[name] - before[name]) / seconds, 1)
+        for name in after
+        if name in before
+    }
+    shares["total"] = round(sum(shares.values()), 1)
+    return shares

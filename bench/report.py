@@ -39,7 +39,23 @@ def rows(results: dict[str, Any]) -> list[Row]:
     table += _fixed_rate_rows(results.get("fixed_rate"))
     table += _bus_rows(results.get("bus"))
     table += _memory_rows(results.get("memory"))
+    table += _idle_cpu_rows(results.get("idle_cpu_pct"))
     return table
+
+
+def _idle_cpu_rows(idle: dict[str, float] | None) -> list[Row]:
+    if not idle:
+        return []
+    busiest = sorted(((k, v) for k, v in idle.items() if k != "total"), key=lambda kv: -kv[1])
+    return [
+        (
+            "CPU at idle",
+            "% of one core",
+            f"{_n(idle['total'], 1)} % total",
+            ", ".join(f"{k} {_n(v, 1)}" for k, v in busiest[:3]),
+            "",
+        )
+    ]
 
 
 def _read_rows(reads: dict[str, Any] | None) -> list[Row]:

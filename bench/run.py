@@ -63,8 +63,12 @@ class Run:
         self.results[name]["section_seconds"] = round(time.monotonic() - started, 1)
 
     async def all(self) -> dict[str, Any]:
+        pids = self.target.pids
+        before, started = procfs.cpu(pids), time.monotonic()
         await asyncio.sleep(self.sizes.settle_seconds)
-        self.results["memory"]["idle"] = procfs.memory(self.target.pids) if self.target.pids else {}
+        if pids:
+            self.results["memory"]["idle"] = procfs.memory(pids)
+            self.results["idle_cpu_pct"] = procfs.cpu_share(before, procfs.cpu(pids), started)
         await self.guarded("reads", self.reads)
         await self.guarded("bus", self.bus)
         await self.guarded("monolith", self.monolith)
@@ -126,6 +130,7 @@ class Run:
             self.results["memory"]["after_saturation"] = procfs.memory(pids)
         result = {
             "shoppers": len(store.shoppers),
+            "setup_seconds": round(store.setup_seconds, 1),
             **checkout.throughput(placed),
             **checkout.summary(placed),
             "retries": {str(k): v for k, v in store.counters.retries.items()},

@@ -22,6 +22,7 @@ class Sizes:
     # shoppers: signed-up users with a cart, who check out again and again
     shoppers: int
     saturation_orders: int
+    saturation_max_seconds: float  # a slow machine stops early (the count is then short)
     fixed_rate: float  # orders per second, open loop
     fixed_rate_seconds: float
     # how long to let the platform settle before the idle memory reading
@@ -32,8 +33,8 @@ class Sizes:
 
 FULL = Sizes(
     name="full",
-    read_rounds=6,
-    read_seconds=3.0,
+    read_rounds=5,
+    read_seconds=2.0,
     read_concurrency=16,
     bus_rounds=4,
     bus_events=2000,
@@ -41,8 +42,9 @@ FULL = Sizes(
     monolith_concurrency=1,
     shoppers=48,
     saturation_orders=2000,
+    saturation_max_seconds=240.0,
     fixed_rate=50.0,
-    fixed_rate_seconds=20.0,
+    fixed_rate_seconds=15.0,
     settle_seconds=3.0,
     drain_seconds=60.0,
 )
@@ -58,6 +60,7 @@ SMOKE = Sizes(
     monolith_concurrency=1,
     shoppers=3,
     saturation_orders=6,
+    saturation_max_seconds=60.0,
     fixed_rate=50.0,
     fixed_rate_seconds=0.1,
     settle_seconds=0.0,
