@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from bazaar.platform import metrics
+from bazaar.platform.grpcinput import ParseRequestsInHandler
 
 
 class _MetricsInterceptor(grpc.aio.ServerInterceptor):
@@ -54,7 +55,7 @@ def create_grpc_server(
     """A server with health (every named service SERVING once started) and reflection.
     Register the service's own servicers on it, then `add_insecure_port` and `start`."""
     server = grpc.aio.server(
-        interceptors=[_MetricsInterceptor(service)],
+        interceptors=[_MetricsInterceptor(service), ParseRequestsInHandler()],
         options=[("grpc.max_receive_message_length", 1024 * 1024)],
     )
     health_servicer = (
