@@ -1,0 +1,173 @@
+"""Processes die while checkouts are in flight, and nothing is lost or doubled: every
+order reaches a final state, nobody is charged twice or left charged for a cancelled
+order, nobody gets two mails for one order, and every event reached its consumers
+(carts emptied, mails sent, catalog stock caught up).
+
+One platform and BATCH shoppers for the module. The kill -9 test is one batch with a
+kill of every process type spread over it (each at a random number of returned
+checkouts, so sagas are mid-way, and the kills overlap the recoveries of the ones
+before); the broker restart is a second batch. BAZAAR_FAULT_SEED replays a schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from bazaar.runner.platform import Platform
+from bazaar.runner.supervisor import State
+
+from .support import (
+    Batch,
+    Level,
+    Shopper,
+    admin,
+    carts_emptied,
+    checker_findings,
+    fill_carts,
+    no_charge_left_unpaid,
+    one_mail_per_final_order,
+    products,
+    run_batch,
+    set_available,
+    stock_accounts_for,
+    stock_levels,
+    summary,
+)
+
+pytestmark = pytest.mark.system
+
+SHOPPERS = 50
+ROUNDS = 4  # checkouts per shopper in a batch: SHOPPERS * ROUNDS = 200
+VICTIMS = ("order", "inventory", "payment", "catalog", "cart", "notification", "gateway", "nats")
+SEED = int(os.environ.get("BAZAAR_FAULT_SEED", random.randrange(1_000_000)))
+
+
+async def ready_to_buy(
+    api: httpx.AsyncClient, shoppers: list[Shopper], chance: random.Random
+) -> tuple[dict[str, int], dict[str, str], dict[str, Level]]:
+    """Two products, one of each in every cart, and stock for every round and then some;
+    the lines, admin headers and the stock before."""
+    admin_headers = await admin(api)
+    lines = {p["id"]: 1 for p in chance.sample(await products(api), 2)}
+    for product_id in lines:
+        await set_available(api, admin_headers, product_id, 2 * len(shoppers) * ROUNDS)
+    await fill_carts(api, shoppers, lines)
+    return lines, admin_headers, await stock_levels(api, admin_headers, lines)
+
+
+async def nothing_lost_nor_doubled(
+    platform: Platform,
+    api: httpx.AsyncClient,
+    payment: httpx.AsyncClient,
+    shoppers: list[Shopper],
+    batch: Batch,
+    admin_headers: dict[str, str],
+    before: dict[str, Level],
+) -> None:
+    assert len(batch.final) == len(shoppers) * ROUNDS
+    await stock_accounts_for(api, admin_headers, before, batch)
+    await no_charge_left_unpaid(payment, batch)
+    await one_mail_per_final_order(platform.home.mail, batch)
+    await carts_emptied(api, shoppers)
+    assert checker_findings(platform.home.root) == []
+
+
+def restarts(platform: Platform) -> dict[str, int]:
+    return {s.name: s.restarts for s in platform.snapshots()}
+
+
+async def all_ready(platform: Platform, names: list[str]) -> None:
+    for name in names:
+        ready = await asyncio.to_thread(platform.wait_ready, name, 60.0)
+        assert ready, f"{name} is {platform.state(name)}:\n{platform.log_tail(name)}"
+
+
+@pytest.mark.timeout(240)
+async def test_kill_9_every_process_type_mid_batch(
+    platform: Platform,
+    shoppers: list[Shopper],
+    api: httpx.AsyncClient,
+    payment: httpx.AsyncClient,
+) -> None:
+    chance = random.Random(SEED)
+    lines, admin_headers, before = await ready_to_buy(api, shoppers, chance)
+    restarts_before = restarts(platform)
+    # Each victim dies once the batch has this many checkouts back (distinct numbers).
+    batch_size = SHOPPERS * ROUNDS
+    moments = sorted(chance.sample(range(batch_size // 20, batch_size * 9 // 10), len(VICTIMS)))
+    schedule = list(zip(moments, chance.sample(VICTIMS, len(VICTIMS)), strict=True))
+    kills: list[dict[str, Any]] = []
+
+    async def strike(batch: Batch) -> None:
+        while len(kills) < len(schedule) and batch.returned >= schedule[len(kills)][0]:
+            victim = schedule[len(kills)][1]
+            kills.append({"victim": victim, "at": time.monotonic(), "in_flight": batch.in_flight})
+            platform.kill(victim)
+
+    batch = await run_batch(
+        api, platform.home.root, shoppers, lines, rounds=ROUNDS, after_each=strike, patience=180
+    )
+
+    assert len(kills) == len(VICTIMS), f"only {kills} before the batch ended"
+    await all_ready(platform, list(VICTIMS))
+    restarted = {name: count - restarts_before[name] for name, count in restarts(platform).items()}
+    first = kills[0]["at"]
+    print(
+        "\n"
+        + summary(
+            f"kill -9 x{len(kills)} (seed {SEED})",
+            batch,
+            fault_at=first,
+            in_flight=kills[0]["in_flight"],
+        )
+        + "\n  kills: "
+        + ", ".join(
+            f"{k['victim']}@+{k['at'] - first:.1f}s({k['in_flight']} in flight)" for k in kills
+        )
+        + f"\n  restarts: {restarted}"
+    )
+    assert all(restarted[name] >= 1 for name in VICTIMS), restarted
+    await nothing_lost_nor_doubled(platform, api, payment, shoppers, batch, admin_headers, before)
+    assert all(s.state is State.READY for s in platform.snapshots()), platform.snapshots()
+
+
+@pytest.mark.timeout(180)
+async def test_broker_restart_mid_batch_loses_no_event(
+    platform: Platform,
+    shoppers: list[Shopper],
+    api: httpx.AsyncClient,
+    payment: httpx.AsyncClient,
+) -> None:
+    chance = random.Random(SEED + 1)
+    lines, admin_headers, before = await ready_to_buy(api, shoppers, chance)
+    moment = chance.randrange(SHOPPERS * ROUNDS // 10, SHOPPERS * ROUNDS // 2)
+    restart: dict[str, Any] = {}
+
+    async def restart_nats(batch: Batch) -> None:
+        if batch.returned >= moment and not restart:
+            restart.update(at=time.monotonic(), in_flight=batch.in_flight)
+            platform.restart("nats")  # SIGTERM, and up again at once
+
+    batch = await run_batch(
+        api, platform.home.root, shoppers, lines, rounds=ROUNDS, after_each=restart_nats
+    )
+
+    assert restart, "the batch ended before the restart"
+    await all_ready(platform, ["nats"])
+    print(
+        "\n"
+        + summary(
+            f"nats restart (seed {SEED})",
+            batch,
+            fault_at=restart["at"],
+            in_flight=restart["in_flight"],
+        )
+    )
+    await nothing_lost_nor_doubled(platform, api, payment, shoppers, batch, admin_headers, before)

@@ -1,0 +1,161 @@
+"""The payment processor goes down while orders wait for their charge.
+
+Shorter than the payment deadline: the order service's circuit breaker opens, the orders
+wait `pending` (none is cancelled blindly), and once the processor is back every one of
+them is paid. Longer than the deadline: every order waiting for its charge is cancelled
+`payment_unavailable`, its stock released, and no charge is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from bazaar.runner.platform import Platform
+
+from .support import (
+    Batch,
+    Level,
+    Shopper,
+    admin,
+    carts_emptied,
+    checker_findings,
+    client,
+    fill_carts,
+    no_charge_left_unpaid,
+    one_mail_per_final_order,
+    order_statuses,
+    products,
+    run_batch,
+    set_available,
+    stock_accounts_for,
+    stock_levels,
+    summary,
+)
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(120)]
+
+DEADLINE = 15.0
+SHORT_OUTAGE = 5.0
+SHOPPERS = 20
+PLATFORM_ENV = {
+    "BAZAAR_PAYMENT_DEADLINE_SECONDS": str(DEADLINE),
+    # Give up on time: a cancelled order's refund check follows its deadline closely.
+    "BAZAAR_PAYMENT_REFUND_GRACE_SECONDS": "1",
+    # A charge retried at most every second once the breaker lets it through again.
+    "BAZAAR_SAGA_RETRY_MAX_SECONDS": "1",
+}
+BREAKER_OPEN = re.compile(
+    r'^bazaar_circuit_breaker_open\{[^}]*target="payment"[^}]*\} 1(\.0)?$', re.MULTILINE
+)
+
+
+async def set_mode(payment: httpx.AsyncClient, mode: str) -> None:
+    response = await payment.put("/internal/mode", json={"mode": mode})
+    assert response.status_code == 200 and response.json()["mode"] == mode, response.text
+
+
+@pytest.fixture
+async def order_service(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    async with client(platform.url("order")) as order:
+        yield order
+
+
+async def breaker_is_open(order: httpx.AsyncClient) -> bool:
+    metrics = await order.get("/metrics")
+    return bool(BREAKER_OPEN.search(metrics.text))
+
+
+async def start_batch(
+    platform: Platform, api: httpx.AsyncClient, shoppers: list[Shopper]
+) -> tuple[asyncio.Task[Batch], dict[str, str], dict[str, Level], Batch]:
+    admin_headers = await admin(api)
+    product = (await products(api))[3]["id"]
+    await set_available(api, admin_headers, product, 10 * len(shoppers))
+    await fill_carts(api, shoppers, {product: 1})
+    before = await stock_levels(api, admin_headers, [product])
+    batch = Batch()
+    task = asyncio.create_task(
+        run_batch(api, platform.home.root, shoppers, {product: 1}, batch=batch, patience=90)
+    )
+    return task, admin_headers, before, batch
+
+
+async def test_an_outage_shorter_than_the_deadline_delays_but_pays_every_order(
+    platform: Platform,
+    shoppers: list[Shopper],
+    api: httpx.AsyncClient,
+    payment: httpx.AsyncClient,
+    order_service: httpx.AsyncClient,
+) -> None:
+    await set_mode(payment, "outage")
+    outage_at = time.monotonic()
+    try:
+        running, admin_headers, before, batch = await start_batch(platform, api, shoppers)
+        opened = False
+        while time.monotonic() - outage_at < SHORT_OUTAGE:
+            opened = opened or await breaker_is_open(order_service)
+            await asyncio.sleep(0.2)
+        statuses = order_statuses(platform.home.root, set(batch.owners))
+    finally:
+        await set_mode(payment, "ok")
+    back_at = time.monotonic()
+
+    assert opened, "the order service's breaker on payment never opened"
+    assert statuses and set(statuses.values()) == {"pending"}, statuses
+    batch = await running
+    print(
+        "\n"
+        + summary(
+            f"payment outage {SHORT_OUTAGE:.0f} s < deadline {DEADLINE:.0f} s",
+            batch,
+            fault_at=back_at,
+            in_flight=len(statuses),
+        )
+    )
+    assert batch.statuses() == {"paid": len(shoppers)}
+    await stock_accounts_for(api, admin_headers, before, batch)
+    await no_charge_left_unpaid(payment, batch)
+    await one_mail_per_final_order(platform.home.mail, batch)
+    await carts_emptied(api, shoppers)
+    assert checker_findings(platform.home.root) == []
+
+
+async def test_an_outage_past_the_deadline_cancels_releases_and_charges_nothing(
+    platform: Platform,
+    shoppers: list[Shopper],
+    api: httpx.AsyncClient,
+    payment: httpx.AsyncClient,
+) -> None:
+    await set_mode(payment, "outage")
+    outage_at = time.monotonic()
+    try:
+        running, admin_headers, before, batch = await start_batch(platform, api, shoppers)
+        batch = await running  # every order final while the processor is still down
+    finally:
+        await set_mode(payment, "ok")
+    outage = time.monotonic() - outage_at
+
+    print(
+        "\n"
+        + summary(
+            f"payment outage {outage:.0f} s > deadline {DEADLINE:.0f} s",
+            batch,
+            fault_at=outage_at,
+            in_flight=len(shoppers),
+        )
+    )
+    assert batch.statuses() == {"cancelled/payment_unavailable": len(shoppers)}
+    assert all(at - outage_at >= DEADLINE for at in batch.final_at.values()), (
+        "an order gave up on payment before its deadline"
+    )
+    after = await stock_accounts_for(api, admin_headers, before, batch)
+    assert after == before  # every unit released
+    await no_charge_left_unpaid(payment, batch)
+    await one_mail_per_final_order(platform.home.mail, batch)
+    await carts_emptied(api, shoppers)
+    assert checker_findings(platform.home.root) == []
