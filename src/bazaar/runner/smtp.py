@@ -18,13 +18,21 @@ from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+DeliveryKey = tuple[str, str]  # (Message-ID, recipients)
+
 
 class MaildirHandler:
     """aiosmtpd handler: each accepted message becomes one file in the Maildir's new/,
-    with the envelope (sender, recipients) kept as X-MailFrom / X-RcptTo headers."""
+    with the envelope (sender, recipients) kept as X-MailFrom / X-RcptTo headers.
+
+    A message whose Message-ID was already delivered to the same recipients is accepted
+    and folded, as a mailbox does: a sender can only send at least once (it may die
+    after the relay took a mail and before it recorded that), and resends the mail with
+    the same Message-ID; the mailbox then shows it once."""
 
     def __init__(self, maildir: Path) -> None:
         self.maildir = mailbox.Maildir(maildir, create=True)
+        self._delivered = {key for m in _stored(maildir) if (key := _delivery_key(m))}
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content or b""
@@ -34,10 +42,29 @@ class MaildirHandler:
             message = BytesParser(policy=email.policy.default).parsebytes(raw)
             message["X-MailFrom"] = str(envelope.mail_from or "")
             message["X-RcptTo"] = ", ".join(envelope.rcpt_tos)
+            key = _delivery_key(message)
+            if key in self._delivered:
+                return "250 Message accepted for delivery (a copy of one delivered before)"
             self.maildir.add(message)
+            if key:
+                self._delivered.add(key)
         except Exception as exc:  # a message we cannot store is refused, the sink goes on
             return f"451 cannot store the message: {type(exc).__name__}"
         return "250 Message accepted for delivery"
+
+
+def _delivery_key(message: EmailMessage) -> DeliveryKey | None:
+    message_id = str(message.get("Message-ID", "")).strip()
+    if not message_id:
+        return None  # nothing tells two such messages apart: each is delivered
+    recipients = sorted(r.strip().lower() for r in str(message.get("X-RcptTo", "")).split(","))
+    return message_id, ",".join(recipients)
+
+
+def _stored(maildir: Path) -> list[EmailMessage]:
+    parser = BytesParser(policy=email.policy.default)
+    paths = sorted((maildir / "new").glob("*")) + sorted((maildir / "cur").glob("*"))
+    return [parser.parsebytes(path.read_bytes()) for path in paths]
 
 
 async def serve(host: str, port: int, maildir: Path) -> None:
@@ -58,8 +85,7 @@ def messages_to(maildir: Path, address: str) -> list[EmailMessage]:
     """Every stored message whose envelope or To: header names `address`."""
     address = address.lower()
     found = []
-    for path in sorted((maildir / "new").glob("*")) + sorted((maildir / "cur").glob("*")):
-        message = BytesParser(policy=email.policy.default).parsebytes(path.read_bytes())
+    for message in _stored(maildir):
         recipients = f"{message.get('X-RcptTo', '')},{message.get('To', '')}".lower()
         if address in recipients:
             found.append(message)

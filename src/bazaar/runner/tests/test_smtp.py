@@ -80,3 +80,44 @@ def test_the_sink_stops_cleanly_on_sigterm(sink) -> None:
     process.send_signal(signal.SIGTERM)
 
     assert process.wait(timeout=5) == 0
+
+
+def test_a_resent_message_id_is_folded_even_across_a_restart(tmp_path: Path) -> None:
+    """A sender that died after the relay took its mail sends it again, with the same
+    Message-ID: the mailbox shows it once, even if the sink restarted in between."""
+    port = free_ports(1)[0]
+    maildir = tmp_path / "mail"
+    command = [sys.executable, "-m", "bazaar.runner.smtp", "--port", str(port)]
+    command += ["--maildir", str(maildir)]
+
+    def send(message_id: str, to: str) -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
+            client.sendmail(
+                "shop@bazaar.local",
+                [to],
+                f"To: {to}\nMessage-ID: {message_id}\nSubject: paid\n\nbody\n",
+            )
+
+    for _ in range(2):  # the second sink starts on the first one's maildir
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        try:
+            eventually(lambda: tcp_open("127.0.0.1", port), timeout=10)
+            send("<order-1@bazaar.local>", "ann@example.com")
+            send("<order-1@bazaar.local>", "ann@example.com")
+        finally:
+            process.kill()
+            process.wait()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        eventually(lambda: tcp_open("127.0.0.1", port), timeout=10)
+        send("<order-1@bazaar.local>", "bob@example.com")  # another recipient: delivered
+        send("<order-2@bazaar.local>", "ann@example.com")  # another message: delivered
+    finally:
+        process.kill()
+        process.wait()
+
+    assert [m["Message-ID"] for m in messages_to(maildir, "ann@example.com")].count(
+        "<order-1@bazaar.local>"
+    ) == 1
+    assert len(messages_to(maildir, "ann@example.com")) == 2
+    assert len(messages_to(maildir, "bob@example.com")) == 1
