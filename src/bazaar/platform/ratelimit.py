@@ -84,6 +84,7 @@ class RateLimiter:
         except Exception as exc:  # a store outage: redis' errors are not one family
             log.warning("rate limit store unavailable", what=what, error=type(exc).__name__)
             return
+        log.info("rate limit reached", what=what, limit=str(rate))
         raise TooManyRequests(what, _retry_after(stats.reset_time))
 
 
@@ -102,6 +103,7 @@ class AsyncRateLimiter:
         except Exception as exc:
             log.warning("rate limit store unavailable", what=what, error=type(exc).__name__)
             return
+        log.info("rate limit reached", what=what, limit=str(rate))
         raise TooManyRequests(what, _retry_after(stats.reset_time))
 
 
