@@ -36,6 +36,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
     table: list[Row] = []
     table += _read_rows(results.get("reads"))
     table += _checkout_rows(results.get("saturation"), results.get("monolith"))
+    table += _cpu_rows(results.get("saturation"), results.get("monolith"))
     table += _fixed_rate_rows(results.get("fixed_rate"))
     table += _bus_rows(results.get("bus"))
     table += _memory_rows(results.get("memory"))
@@ -111,6 +112,28 @@ def _checkout_rows(saturation: dict[str, Any] | None, monolith: dict[str, Any] |
     return table
 
 
+def _cpu_rows(saturation: dict[str, Any] | None, monolith: dict[str, Any] | None) -> list[Row]:
+    per_order = (saturation or {}).get("cpu_ms_per_paid_order")
+    if not per_order or not saturation:
+        return []
+    heaviest = sorted(
+        ((k, v) for k, v in per_order.items() if k != "bench client"), key=lambda kv: -kv[1]
+    )
+    baseline = (monolith or {}).get("cpu_ms_per_order")
+    return [
+        (
+            "CPU per paid order",
+            "Bazaar, all processes",
+            f"{_n(saturation['cpu_ms_per_paid_order_platform'], 1)} ms",
+            ", ".join(f"{k} {_n(v, 1)}" for k, v in heaviest[:4]),
+            f"monolith {_n(baseline, 1)} ms"
+            f" (x{_n(saturation['cpu_ms_per_paid_order_platform'] / baseline, 0)})"
+            if baseline
+            else "",
+        )
+    ]
+
+
 def _fixed_rate_rows(fixed: dict[str, Any] | None) -> list[Row]:
     problem = _failed(fixed)
     if problem or fixed is None:
@@ -168,9 +191,17 @@ def _memory_rows(memory: dict[str, Any] | None) -> list[Row]:
     return table
 
 
+def caption(results: dict[str, Any]) -> str:
+    machine = results.get("machine", {})
+    loads = [machine.get("load_average_at_start"), machine.get("load_average_at_end")]
+    shown = " -> ".join(f"{load[0]:.1f}" for load in loads if load)
+    return f"{machine.get('cpus', '?')} CPUs, load average (1 min) {shown or '?'}"
+
+
 def print_table(results: dict[str, Any], console: Console | None = None) -> None:
     table = Table(
-        title=f"Bazaar bench ({results.get('mode', '?')} run, {results.get('started_at', '')})"
+        title=f"Bazaar bench ({results.get('mode', '?')} run, {results.get('started_at', '')})",
+        caption=caption(results),
     )
     for column in COLUMNS:
         table.add_column(column)
@@ -180,7 +211,12 @@ def print_table(results: dict[str, Any], console: Console | None = None) -> None
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines = [
+        f"{results.get('mode', '?')} run, {results.get('started_at', '')}; {caption(results)}",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
     lines += [
         "| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows(results)
     ]

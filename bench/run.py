@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import platform as host
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,8 @@ class Run:
                 "cpus": _cpus(),
                 "python": host.python_version(),
                 "system": host.platform(),
+                # what else ran: absolute numbers mean little on a busy machine, ratios more
+                "load_average_at_start": _load(),
             },
             "target": {"public_url": target.public_url, "embedded": target.embedded},
             "sizes": sizes.__dict__,
@@ -75,6 +78,7 @@ class Run:
         await self.guarded("saturation", self.saturation)
         await self.guarded("fixed_rate", self.fixed_rate)
         self._ratios()
+        self.results["machine"]["load_average_at_end"] = _load()
         if not self.target.pids:
             self.results["memory"] = {"skipped": "no process ids (set BAZAAR_BENCH_HOME)"}
         return self.results
@@ -179,7 +183,9 @@ class Run:
             )
 
 
-def _cpus() -> int:
-    import os
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
 
+
+def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -47,7 +47,8 @@ def test_every_section_produces_numbers_and_files(tmp_path: Path) -> None:
     saturation = results["saturation"]
     assert saturation["paid"] > 0
     numbers(saturation, "paid_per_s", "paid_p50_ms", "paid_p99_ms", "bazaar_over_monolith")
-    numbers(results["monolith"], "orders_per_s", "p50_ms", "p99_ms")
+    numbers(results["monolith"], "orders_per_s", "p50_ms", "p99_ms", "cpu_ms_per_order")
+    numbers(saturation, "cpu_ms_per_paid_order_platform")
 
     fixed = results["fixed_rate"]
     assert fixed["paid"] > 0
