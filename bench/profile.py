@@ -84,11 +84,11 @@ def recording(pids: dict[str, int], folder: Path) -> Iterator[dict[str, Path]]:
 
 
 def summarise(path: Path) -> dict[str, Any]:
-    """Top functions by own samples, top libraries by own samples, and the service's own
-    functions by samples spent in them or below them."""
+    """Percent of samples: by the function running (self), by the library it belongs to,
+    and by the deepest Bazaar function on the stack (which of our calls led there)."""
     own: Counter[str] = Counter()
     libraries: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
+    deepest: Counter[str] = Counter()
     total = 0
     for line in path.read_text().splitlines() if path.exists() else []:
         stack, _, count_text = line.rpartition(" ")
@@ -100,8 +100,9 @@ def summarise(path: Path) -> dict[str, Any]:
         leaf = frames[-1]
         own[_short(leaf)] += count
         libraries[_library(leaf)] += count
-        for frame in {f for f in frames if BAZAAR.search(f)}:
-            inclusive[_short(frame)] += count
+        ours = [f for f in frames if BAZAAR.search(f)]
+        if ours:  # the Bazaar code nearest to where the time went: what to look at first
+            deepest[_short(ours[-1])] += count
     if not total:
         return {"samples": 0}
 
@@ -112,7 +113,7 @@ def summarise(path: Path) -> dict[str, Any]:
         "samples": total,
         "self_pct": shares(own),
         "library_pct": shares(libraries),
-        "bazaar_inclusive_pct": shares(inclusive),
+        "bazaar_deepest_pct": shares(deepest),
     }
 
 

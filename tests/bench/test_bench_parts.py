@@ -79,7 +79,7 @@ def test_a_profile_summary_names_functions_and_libraries(tmp_path: Path) -> None
         ["importlib", 10.0],
         ["asyncio", 10.0],
     ]
-    assert summary["bazaar_inclusive_pct"] == [["handle (order/app.py)", 60.0]]
+    assert summary["bazaar_deepest_pct"] == [["handle (order/app.py)", 60.0]]
 
 
 def test_the_table_says_which_sections_failed() -> None:
