@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream import AckPolicy
+from faststream.message import StreamMessage
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError, NotJSMessageError
@@ -34,6 +35,10 @@ from bazaar.platform.events import (
 from bazaar.platform.logs import get_logger
 
 log = get_logger(__name__)
+
+# A dead letter keeps at most this much of the event's body (the broker's default payload
+# limit is 1 MiB, headers included).
+DEADLETTER_MAX_BODY = 512 * 1024
 
 EventHandler = Callable[[Envelope], Awaitable[None]]
 RequestHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -117,7 +122,12 @@ class Bus:
 
         async def receive(msg: NatsMessage) -> None:
             with metrics.message_latency.labels(self.service, subject).time():
-                outcome = await self._deliver(msg, event_type, consumer, handler)
+                try:
+                    outcome = await self._deliver(msg, event_type, consumer, handler)
+                except Exception as exc:  # the dead-letter could not be published (broker)
+                    log.warning("event not settled", error=f"{type(exc).__name__}: {exc}")
+                    await msg.nack(delay=5.0)
+                    outcome = "retry"
             metrics.messages_handled.labels(self.service, subject, outcome).inc()
 
         self.broker.subscriber(
@@ -126,6 +136,10 @@ class Bus:
             durable=durable,
             pull_sub=PullSub(batch_size=20, timeout=2.0),
             ack_policy=AckPolicy.MANUAL,
+            # The body reaches `_deliver` as bytes: FastStream's own JSON decoding would
+            # raise on some bodies (nested too deep, or not what their content-type says)
+            # before any handler runs, and the message would come back forever.
+            decoder=_raw_body,
         )(receive)
 
     async def _deliver(
@@ -156,12 +170,12 @@ class Bus:
         self, msg: NatsMessage, consumer: str, event_type: str, error: str
     ) -> None:
         log.error("event dead-lettered", consumer=consumer, event_type=event_type, error=error)
-        await self.broker.publish(
-            msg.body,
-            deadletter_subject(consumer, event_type),
-            headers={"x-error": error[:1000], "x-consumer": consumer},
-            stream=DEADLETTER_STREAM,
-        )
+        body, headers = msg.body, {"x-error": error[:1000], "x-consumer": consumer}
+        if len(body) > DEADLETTER_MAX_BODY:
+            # With its headers it might not fit the broker's payload limit any more.
+            body, headers["x-truncated-from"] = body[:DEADLETTER_MAX_BODY], str(len(body))
+        subject = deadletter_subject(consumer, event_type)
+        await self.broker.publish(body, subject, headers=headers, stream=DEADLETTER_STREAM)
         await msg.ack()
 
     def on_request(self, subject: str, handler: RequestHandler) -> None:
@@ -209,6 +223,10 @@ class Bus:
         if "error" in body:
             raise RemoteError(body["error"]["code"], body["error"]["detail"])
         return body["ok"]
+
+
+async def _raw_body(msg: StreamMessage[Any]) -> Any:
+    return msg.body
 
 
 def _delivery_count(msg: NatsMessage) -> int:

@@ -119,3 +119,61 @@ async def test_a_permanent_error_is_dead_lettered_without_retries(buses: tuple[B
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)
     assert len(attempts) == 1
+
+
+async def test_bodies_faststream_could_not_decode_are_dead_lettered_not_redelivered(
+    buses: tuple[Bus, Bus],
+) -> None:
+    """JSON nested too deep for Python's parser, and a body that is not what its
+    content-type says: FastStream's own decoding raised on both before any handler ran,
+    so they came back every 30 s for ever."""
+    producer, consumer = buses
+    handled: list[str] = []
+
+    async def handle(event: Envelope) -> None:
+        handled.append(event.id)
+
+    consumer.on_event("order.paid", "consumer", handle)
+    await producer.start()
+    await consumer.start()
+    js = producer.broker.connection.jetstream()
+    nested = b"[" * 100_000 + b"]" * 100_000
+    await js.publish("bazaar.events.order.paid", nested, stream="BAZAAR_EVENTS")
+    await js.publish(
+        "bazaar.events.order.paid",
+        b"not json",
+        stream="BAZAAR_EVENTS",
+        headers={"content-type": "application/json"},
+    )
+    good = new_event("order.paid", "producer", {})
+    await producer.publish_event(good)
+    await eventually(lambda: good.id in handled)
+    deadline = asyncio.get_running_loop().time() + 10
+    while (await js.stream_info(DEADLETTER_STREAM)).state.messages < 2:
+        assert asyncio.get_running_loop().time() < deadline, "not dead-lettered"
+        await asyncio.sleep(0.1)
+    info = await js.consumer_info("BAZAAR_EVENTS", "consumer-order-paid")
+    assert info.num_ack_pending == 0
+
+
+async def test_a_dead_letter_of_an_event_near_the_size_limit_keeps_its_head(
+    buses: tuple[Bus, Bus],
+) -> None:
+    producer, consumer = buses
+
+    async def refuse(event: Envelope) -> None:
+        raise PermanentError("no")
+
+    consumer.on_event("order.paid", "consumer", refuse)
+    await producer.start()
+    await consumer.start()
+    big = new_event("order.paid", "producer", {"padding": "p" * 1_040_000})
+    await producer.publish_event(big)
+    js = producer.broker.connection.jetstream()
+    deadline = asyncio.get_running_loop().time() + 10
+    while (await js.stream_info(DEADLETTER_STREAM)).state.messages < 1:
+        assert asyncio.get_running_loop().time() < deadline, "not dead-lettered"
+        await asyncio.sleep(0.1)
+    letter = await js.get_last_msg(DEADLETTER_STREAM, "bazaar.deadletter.consumer.order.paid")
+    assert letter.headers and int(letter.headers["x-truncated-from"]) > len(letter.data)
+    assert big.id.encode() in letter.data
