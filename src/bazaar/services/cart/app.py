@@ -167,17 +167,39 @@ async def get_internal_cart(
     return InternalCart(user_id=cart.user_id, items=items)
 
 
-class OrderedItem(BaseModel):
-    product_id: str = Field(min_length=1)
-    qty: int = Field(ge=1)
+# contracts/events/order.created.json, field for field: an event that breaks the contract
+# is refused whole (the bus dead-letters it), even in fields the cart does not use.
+EventId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+EventEmail = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=320,
+        pattern=r"^[^@\x00-\x20\x7f-\xa0]+@[^@\x00-\x20\x7f-\xa0]+$",
+    ),
+]
 
 
-class OrderCreated(BaseModel):
-    """The part of `order.created` (contracts/events/order.created.json) the cart uses;
-    other fields are ignored."""
+class EventData(BaseModel):
+    # Strict: a JSON "3" is no integer. Fields added to the contract later are ignored.
+    model_config = ConfigDict(strict=True, extra="ignore")
 
-    user_id: str = Field(min_length=1)
-    items: list[OrderedItem] = Field(min_length=1)
+
+class OrderedItem(EventData):
+    product_id: EventId
+    name: str = Field(max_length=500)
+    qty: int = Field(ge=1, le=10_000)
+    unit_price_cents: int = Field(ge=0, le=100_000_000)
+
+
+class OrderCreated(EventData):
+    """`order.created`; the cart uses the user and the ordered quantities."""
+
+    order_id: EventId
+    user_id: EventId
+    email: EventEmail
+    items: list[OrderedItem] = Field(min_length=1, max_length=1000)
+    total_cents: int = Field(ge=0, le=10**15)
 
     def quantities(self) -> dict[str, int]:
         ordered: dict[str, int] = {}

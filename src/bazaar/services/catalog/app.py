@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from bazaar.platform.bus import EventHandler, RequestHandler
+from bazaar.platform.bus import EventHandler, PermanentError, RequestHandler
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope
 from bazaar.platform.inbox import Inbox
@@ -189,16 +189,22 @@ class QuoteRequest(BaseModel):
     )
 
 
+StockUnits = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
 class StockChanged(BaseModel):
-    """`contracts/events/stock.changed.json`; fields added later are ignored."""
+    """`contracts/events/stock.changed.json`, field for field (an event that breaks it is
+    dead-lettered); fields added later are ignored."""
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    product_id: ProductId
-    on_hand: int = Field(ge=0)
-    reserved: int = Field(ge=0)
-    available: int = Field(ge=0)
-    version: int = Field(ge=1)
+    product_id: Annotated[
+        str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")
+    ]
+    on_hand: StockUnits
+    reserved: StockUnits
+    available: StockUnits
+    version: int = Field(ge=1, le=2**63 - 1)
 
 
 def quote_responder(db: Database) -> RequestHandler:
@@ -215,8 +221,8 @@ def stock_consumer(inbox: Inbox) -> EventHandler:
     async def on_stock_changed(event: Envelope) -> None:
         # An event that does not fit the schema raises: the platform retries it, then
         # dead-letters it, and consumption goes on.
-        if event.type != STOCK_CHANGED:
-            raise ValueError(f"expected a {STOCK_CHANGED} event, got {event.type}")
+        if event.type != STOCK_CHANGED:  # no retry can change what it is
+            raise PermanentError(f"expected a {STOCK_CHANGED} event, got {event.type}")
         change = StockChanged.model_validate(event.data)
         level = StockLevel(change.product_id, change.available, change.version)
         applied = await handlers.record_stock(inbox, event, level)

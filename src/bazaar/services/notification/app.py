@@ -22,8 +22,16 @@ class InvalidEvent(PermanentError, ValueError):
 
 
 # Ids and addresses end up in mail headers: no control characters (no header injection).
-Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
-Address = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+# The classes are contracts/events/order.*.json's.
+Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+Address = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=320,
+        pattern=r"^[^@\x00-\x20\x7f-\xa0]+@[^@\x00-\x20\x7f-\xa0]+$",
+    ),
+]
 
 
 class EventData(BaseModel):
@@ -39,7 +47,7 @@ class LineData(EventData):
     product_id: Text
     name: str = Field(max_length=500)
     qty: int = Field(ge=1, le=10_000)
-    unit_price_cents: int = Field(ge=0)
+    unit_price_cents: int = Field(ge=0, le=100_000_000)
 
 
 class OrderPaidData(EventData):
@@ -47,7 +55,7 @@ class OrderPaidData(EventData):
     user_id: Text
     email: Address
     items: list[LineData] = Field(min_length=1, max_length=1000)
-    total_cents: int = Field(ge=0)
+    total_cents: int = Field(ge=0, le=10**15)
 
     def to_domain(self) -> PaidOrder:
         lines = tuple(

@@ -101,6 +101,13 @@ async def test_unknown_fields_are_ignored_and_a_user_without_a_cart_is_fine(
         {"order_id": "o", "user_id": ALICE, "items": []},
         {"order_id": "o", "user_id": ALICE, "items": [{"product_id": "mug", "qty": -5}]},
         {"order_id": "o", "user_id": ALICE, "items": "mug"},
+        # Contract-breaking in fields the cart does not even use: refused whole.
+        order_created({"mug": 1}, email="not an address").data,
+        order_created({"mug": 1}, total_cents=-1).data,
+        order_created({"mug": 1}, order_id="o\r\nx").data,
+        {**order_created({"mug": 1}).data, "items": [{"product_id": "mug", "qty": 1}]},
+        order_created({"mug": 1}, user_id="x" * 201).data,
+        order_created({"mug": 10_001}).data,
     ],
 )
 async def test_a_broken_event_changes_nothing(

@@ -127,8 +127,11 @@ async def test_stock_of_a_product_not_yet_in_the_catalog_is_kept(
         {"available": -1},
         {"available": 2.5},
         {"product_id": ""},
-        {"product_id": "p" * 65},
+        {"product_id": "p" * 201},  # the contract's bound
+        {"product_id": "p\r\nx"},
         {"product_id": None},
+        {"version": 2**63},  # past a database integer: refused, not retried
+        {"available": 2**31},
     ],
 )
 async def test_an_event_with_bad_data_is_dead_lettered_and_changes_nothing(

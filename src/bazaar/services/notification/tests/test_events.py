@@ -29,6 +29,9 @@ def test_a_contract_event_parses_and_unknown_fields_are_ignored() -> None:
         {"total_cents": -1},
         {"email": "not-an-address"},
         {"email": "ada@example.com\r\nBcc: all@example.com"},
+        {"email": "ada\x00@example.com"},  # was mailed
+        {"email": "ada\x85@example.com"},
+        {"total_cents": 10**16},
         {"order_id": "o1\nX-Injected: yes"},
         {"order_id": ""},
         {"items": []},
