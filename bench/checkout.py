@@ -111,7 +111,11 @@ async def fixed_rate(store: Shop, sizes: Sizes) -> tuple[list[Placed], int]:
         await asyncio.sleep(max(0.0, scheduled - time.time()))
         if ready.empty():
             late += 1
-        shopper = await ready.get()
+        try:
+            async with asyncio.timeout(max(0.0, give_up - time.time())):
+                shopper = await ready.get()
+        except TimeoutError:  # every shopper is still busy, or gone with a failed order
+            break
         order = Placed(shopper, start=scheduled)
         placed.append(order)
         tasks.append(asyncio.create_task(one(order)))
