@@ -15,7 +15,7 @@ import pytest
 from bazaar.runner.platform import Platform, StartupError
 from bazaar.runner.ports import free_ports
 
-from .support import Shopper, client, sign_up_many
+from .shop import Shopper, client, sign_up_many
 
 START_TIMEOUT = 90.0
 

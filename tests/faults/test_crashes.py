@@ -23,22 +23,24 @@ import pytest
 from bazaar.runner.platform import Platform
 from bazaar.runner.supervisor import State
 
-from .support import (
+from .promises import (
+    charged_once_or_not_at_all,
+    checker_findings,
+    created_reached_the_cart,
+    one_mail_per_order,
+    stock_accounts_for,
+    summary,
+)
+from .shop import (
     Batch,
     Level,
     Shopper,
     admin,
-    carts_emptied,
-    checker_findings,
-    fill_carts,
-    no_charge_left_unpaid,
-    one_mail_per_final_order,
     products,
     run_batch,
     set_available,
-    stock_accounts_for,
+    set_carts,
     stock_levels,
-    summary,
 )
 
 pytestmark = pytest.mark.system
@@ -58,7 +60,7 @@ async def ready_to_buy(
     lines = {p["id"]: 1 for p in chance.sample(await products(api), 2)}
     for product_id in lines:
         await set_available(api, admin_headers, product_id, 2 * len(shoppers) * ROUNDS)
-    await fill_carts(api, shoppers, lines)
+    await set_carts(api, shoppers, lines)
     return lines, admin_headers, await stock_levels(api, admin_headers, lines)
 
 
@@ -73,9 +75,9 @@ async def nothing_lost_nor_doubled(
 ) -> None:
     assert len(batch.final) == len(shoppers) * ROUNDS
     await stock_accounts_for(api, admin_headers, before, batch)
-    await no_charge_left_unpaid(payment, batch)
-    await one_mail_per_final_order(platform.home.mail, batch)
-    await carts_emptied(api, shoppers)
+    await charged_once_or_not_at_all(payment, batch)
+    await one_mail_per_order(platform.home.mail, batch)
+    await created_reached_the_cart(platform.home.root, batch)
     assert checker_findings(platform.home.root) == []
 
 

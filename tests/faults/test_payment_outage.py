@@ -17,24 +17,27 @@ import pytest
 
 from bazaar.runner.platform import Platform
 
-from .support import (
+from .promises import (
+    carts_emptied,
+    charged_once_or_not_at_all,
+    checker_findings,
+    created_reached_the_cart,
+    one_mail_per_order,
+    stock_accounts_for,
+    summary,
+)
+from .shop import (
     Batch,
     Level,
     Shopper,
     admin,
-    carts_emptied,
-    checker_findings,
     client,
-    fill_carts,
-    no_charge_left_unpaid,
-    one_mail_per_final_order,
     order_statuses,
     products,
     run_batch,
     set_available,
-    stock_accounts_for,
+    set_carts,
     stock_levels,
-    summary,
 )
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(120)]
@@ -76,7 +79,7 @@ async def start_batch(
     admin_headers = await admin(api)
     product = (await products(api))[3]["id"]
     await set_available(api, admin_headers, product, 10 * len(shoppers))
-    await fill_carts(api, shoppers, {product: 1})
+    await set_carts(api, shoppers, {product: 1})
     before = await stock_levels(api, admin_headers, [product])
     batch = Batch()
     task = asyncio.create_task(
@@ -119,8 +122,9 @@ async def test_an_outage_shorter_than_the_deadline_delays_but_pays_every_order(
     )
     assert batch.statuses() == {"paid": len(shoppers)}
     await stock_accounts_for(api, admin_headers, before, batch)
-    await no_charge_left_unpaid(payment, batch)
-    await one_mail_per_final_order(platform.home.mail, batch)
+    await charged_once_or_not_at_all(payment, batch)
+    await one_mail_per_order(platform.home.mail, batch)
+    await created_reached_the_cart(platform.home.root, batch)
     await carts_emptied(api, shoppers)
     assert checker_findings(platform.home.root) == []
 
@@ -155,7 +159,8 @@ async def test_an_outage_past_the_deadline_cancels_releases_and_charges_nothing(
     )
     after = await stock_accounts_for(api, admin_headers, before, batch)
     assert after == before  # every unit released
-    await no_charge_left_unpaid(payment, batch)
-    await one_mail_per_final_order(platform.home.mail, batch)
+    await charged_once_or_not_at_all(payment, batch)
+    await one_mail_per_order(platform.home.mail, batch)
+    await created_reached_the_cart(platform.home.root, batch)
     await carts_emptied(api, shoppers)
     assert checker_findings(platform.home.root) == []

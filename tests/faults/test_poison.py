@@ -16,31 +16,26 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from nats.js.errors import NotFoundError
 
+from bazaar.platform.deadletters import DeadLetter, DeadLetters
 from bazaar.runner.platform import Platform
 
-from .support import (
-    Shopper,
-    admin,
+from .promises import (
     carts_emptied,
+    charged_once_or_not_at_all,
     checker_findings,
+    created_reached_the_cart,
     eventually,
-    fill_carts,
-    no_charge_left_unpaid,
-    one_mail_per_final_order,
-    products,
-    run_batch,
+    one_mail_per_order,
     stock_accounts_for,
-    stock_levels,
     summary,
 )
+from .shop import Shopper, admin, products, run_batch, set_carts, stock_levels
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(120)]
 
 SHOPPERS = 1
 EVENTS = "BAZAAR_EVENTS"
-DEADLETTERS = "BAZAAR_DEADLETTER"
 
 
 def envelope(event_type: str, data: Any) -> bytes:
@@ -85,22 +80,6 @@ def poison(product_id: str) -> list[tuple[str, str, bytes]]:
     ]
 
 
-async def dead_letters(js: Any) -> list[Any]:
-    try:
-        info = await js.stream_info(DEADLETTERS)
-    except NotFoundError:
-        return []
-    letters = []
-    if not info.state.messages:
-        return letters
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        try:
-            letters.append(await js.get_msg(DEADLETTERS, seq))
-        except NotFoundError:
-            continue
-    return letters
-
-
 async def test_poison_is_dead_lettered_and_consumers_go_on(
     platform: Platform,
     shoppers: list[Shopper],
@@ -109,35 +88,38 @@ async def test_poison_is_dead_lettered_and_consumers_go_on(
 ) -> None:
     admin_headers = await admin(api)
     product = (await products(api))[5]["id"]
-    await fill_carts(api, shoppers, {product: 2})
+    await set_carts(api, shoppers, {product: 2})
     before = await stock_levels(api, admin_headers, [product])
-    broker = await nats.connect(platform.broker_url)
-    try:
-        js = broker.jetstream()
-        already = len(await dead_letters(js))
-        doses = poison(product)
-        poisoned_at = time.monotonic()
-        for event_type, _, body in doses:
-            ack = await js.publish(f"bazaar.events.{event_type}", body, stream=EVENTS)
-            assert ack.stream == EVENTS
+    doses = poison(product)
+    async with DeadLetters.connect(platform.broker_url) as dead:
+        already = {letter.seq for letter in await dead.list_all()}
+        broker = await nats.connect(platform.broker_url)
+        try:
+            js = broker.jetstream()
+            poisoned_at = time.monotonic()
+            for event_type, _, body in doses:
+                ack = await js.publish(f"bazaar.events.{event_type}", body, stream=EVENTS)
+                assert ack.stream == EVENTS
+        finally:
+            await broker.close()
 
         batch = await run_batch(api, platform.home.root, shoppers, {product: 2})
 
-        expected = Counter(f"bazaar.deadletter.{c}.{t}" for t, c, _ in doses)
+        expected = Counter((consumer, event_type) for event_type, consumer, _ in doses)
+
+        async def new_letters() -> list[DeadLetter]:
+            return [letter for letter in await dead.list_all() if letter.seq not in already]
 
         async def missing() -> list[str]:
-            letters = (await dead_letters(js))[already:]
-            got = Counter(letter.subject for letter in letters)
-            without_error = [m.subject for m in letters if not (m.headers or {}).get("x-error")]
-            return [f"{s}: {got[s]} of {n}" for s, n in expected.items() if got[s] != n] + [
-                f"{s} without x-error" for s in without_error
+            letters = await new_letters()
+            got = Counter((letter.consumer, letter.event_type) for letter in letters)
+            return [f"{k}: {got[k]} of {n}" for k, n in expected.items() if got[k] != n] + [
+                f"{letter.subject} without its error" for letter in letters if not letter.error
             ]
 
         await eventually(missing, patience=30.0, what="poison dead-lettered")
-        letters = (await dead_letters(js))[already:]
-        assert sorted(m.data for m in letters) == sorted(body for _, _, body in doses)
-    finally:
-        await broker.close()
+        letters = await new_letters()
+        assert sorted(letter.body for letter in letters) == sorted(body for *_, body in doses)
 
     print(
         "\n"
@@ -150,8 +132,9 @@ async def test_poison_is_dead_lettered_and_consumers_go_on(
         )
     )
     assert batch.statuses() == {"paid": 1}
-    await one_mail_per_final_order(platform.home.mail, batch)
+    await one_mail_per_order(platform.home.mail, batch)
+    await created_reached_the_cart(platform.home.root, batch)
     await carts_emptied(api, shoppers)
     await stock_accounts_for(api, admin_headers, before, batch)
-    await no_charge_left_unpaid(payment, batch)
+    await charged_once_or_not_at_all(payment, batch)
     assert checker_findings(platform.home.root) == []
