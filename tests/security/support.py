@@ -111,7 +111,13 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-def poll(fetch: Callable[[], T], until: Callable[[T], bool], timeout: float, what: str) -> T:
+def poll(
+    fetch: Callable[[], T],
+    until: Callable[[T], bool],
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         result = fetch()
@@ -119,7 +125,7 @@ def poll(fetch: Callable[[], T], until: Callable[[T], bool], timeout: float, wha
             return result
         if time.monotonic() > deadline:
             pytest.fail(f"{what} not reached within {timeout} s; last: {result!r}")
-        time.sleep(0.2)
+        time.sleep(interval)
 
 
 # --- tokens ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import jwt
@@ -41,6 +42,7 @@ pytestmark = pytest.mark.system
 
 # One endpoint per service that verifies tokens: auth itself, cart, order (twice: the
 # gateway forwards a checkout it cannot verify, the order service refuses it).
+ACTIVATION_SECONDS = 6  # BAZAAR_AUTH_KEY_ACTIVATION_SECONDS of the security platform
 PROTECTED = [
     ("GET", "/api/auth/me"),
     ("GET", "/api/cart"),
@@ -220,14 +222,24 @@ def test_bazaar_keys_rotate_publishes_a_key_that_signs_without_breaking_a_sessio
     assert {old_kid, new_kid_value} <= {key["kid"] for key in jwks["keys"]}
     assert all("d" not in key for key in jwks["keys"])
 
-    def login_kid() -> str:
-        body = ok(api.post("/api/auth/login", json={"email": shopper.email, "password": PASSWORD}))
-        return str(jwt.get_unverified_header(body["access_token"])["kid"])
+    def login() -> dict[str, Any]:
+        body: dict[str, Any] = ok(
+            api.post("/api/auth/login", json={"email": shopper.email, "password": PASSWORD})
+        )
+        return body
 
-    # Published first, signing once every verifier can have fetched it.
-    poll(login_kid, lambda kid: kid == new_kid_value, timeout=20, what="tokens of the new key")
-    login = ok(api.post("/api/auth/login", json={"email": shopper.email, "password": PASSWORD}))
-    fresh = {"Authorization": f"Bearer {login['access_token']}"}
+    # Published first; it signs once it is ACTIVATION old, so every verifier can have
+    # fetched it. (Logins are few and slow: the account's login limit is 10 a minute.)
+    assert jwt.get_unverified_header(login()["access_token"])["kid"] == old_kid
+    time.sleep(ACTIVATION_SECONDS)
+    fresh_login = poll(
+        login,
+        lambda body: jwt.get_unverified_header(body["access_token"])["kid"] == new_kid_value,
+        timeout=10,
+        interval=2.0,
+        what="a token of the new key",
+    )
+    fresh = {"Authorization": f"Bearer {fresh_login['access_token']}"}
     for method, path in [("GET", "/api/auth/me"), ("GET", "/api/cart"), ("GET", "/api/orders")]:
         ok(api.request(method, path, headers=fresh))  # no verifier meets an unknown kid
         ok(api.request(method, path, headers=shopper.headers))  # the old token lives on
