@@ -14,7 +14,6 @@ from typing import ClassVar
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 # A bad value of these is not echoed in the error: it would end up in a log.
 _SECRET = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY\b")
 
