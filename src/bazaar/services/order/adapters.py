@@ -154,25 +154,19 @@ class HttpPayments:
             return Charge.DECLINED
         raise PaymentsUnavailable(f"charge answered status {status!r}")
 
-    async def refund(self, order_id: str) -> Refund:
-        """Refund the order's charge, if there is one. Looking first lets an order that was
-        never charged be cancelled while the processor is down (its refunds answer 503,
-        but the payment service still knows what it charged)."""
-        path = f"/internal/payments/{url_quote(order_id, safe='')}"
-        found = await self._call("GET", path)
-        if found.status_code == 404:
-            return Refund.NOTHING_TO_REFUND
-        status = _status(found) if found.status_code == 200 else None
-        if status == "declined":
-            return Refund.NOTHING_TO_REFUND
+    async def refund(self, order_id: str, amount_cents: int) -> Refund:
+        """Cancel the order's payment. The payment service refunds a capture; if nothing was
+        captured it voids the charge, so that a charge request still on its way (one this
+        order gave up waiting for) takes nothing when it lands. Voiding needs no processor:
+        an order never charged is cancelled during a processor outage too."""
+        path = f"/internal/payments/{url_quote(order_id, safe='')}/cancel"
+        answer = await self._call("POST", path, json={"amount_cents": amount_cents})
+        status = _status(answer) if answer.status_code == 200 else None
         if status == "refunded":
             return Refund.REFUNDED
-        if status != "captured":
-            raise PaymentsUnavailable(f"payment lookup answered {found.status_code}")
-        answer = await self._call("POST", f"{path}/refund")
-        if answer.status_code == 200 and _status(answer) == "refunded":
-            return Refund.REFUNDED
-        raise PaymentsUnavailable(f"refund answered {answer.status_code}: {_detail(answer)}")
+        if status in ("voided", "declined"):
+            return Refund.NOTHING_TO_REFUND
+        raise PaymentsUnavailable(f"cancel answered {answer.status_code}: {_detail(answer)}")
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -61,7 +61,7 @@ class Charge(enum.StrEnum):
 
 class Refund(enum.StrEnum):
     REFUNDED = "refunded"
-    NOTHING_TO_REFUND = "nothing_to_refund"  # never charged, or the charge was declined
+    NOTHING_TO_REFUND = "nothing_to_refund"  # never charged (now never will be), or declined
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,9 @@ class Payments(Protocol):
 
     async def charge(self, order_id: str, amount_cents: int) -> Charge: ...
 
-    async def refund(self, order_id: str) -> Refund:
-        """Give back the order's charge if one exists (a no-op otherwise)."""
+    async def refund(self, order_id: str, amount_cents: int) -> Refund:
+        """Give up on the order's charge: give it back if it was taken, and make sure that
+        a charge still on its way takes nothing if it was not."""
         ...
 
 

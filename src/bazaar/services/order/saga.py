@@ -67,7 +67,8 @@ class StepPerformer:
             committed = await self.inventory.commit(order.id)
             return Outcome.DONE if committed is Commitment.COMMITTED else Outcome.REFUSED
         if step is Step.REFUND:
-            await self.payments.refund(order.id)  # refunded, or nothing was charged
+            # Refunded, or voided: a charge still in flight can no longer be taken.
+            await self.payments.refund(order.id, order.total_cents)
             return Outcome.DONE
         if step is Step.RELEASE:
             if await self.inventory.release(order.id) is Release.ALREADY_COMMITTED:

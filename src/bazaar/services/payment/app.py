@@ -89,6 +89,25 @@ async def refund_payment(order_id: Id, db: DatabaseDep, processor: ProcessorDep)
     return PaymentPublic.of(payment)
 
 
+class PaymentCancel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount_cents: int = Field(ge=0, le=100_000_000)
+
+
+@router.post("/payments/{order_id}/cancel", response_model=PaymentPublic)
+async def cancel_payment(
+    order_id: Id, body: PaymentCancel, db: DatabaseDep, processor: ProcessorDep
+) -> PaymentPublic:
+    """The order gives up on its charge: a capture is refunded; a charge not taken yet is
+    voided, and a request for it still on its way takes nothing."""
+    try:
+        payment = await handlers.cancel(db, processor, handlers.Cancel(order_id, body.amount_cents))
+    except domain.ProcessorUnavailable as exc:
+        raise _unavailable(exc) from exc
+    return PaymentPublic.of(payment)
+
+
 @router.get("/payments/{order_id}", response_model=PaymentPublic)
 async def get_payment(order_id: Id, db: DatabaseDep) -> PaymentPublic:
     payment = await handlers.find(db, order_id)

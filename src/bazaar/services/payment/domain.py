@@ -18,6 +18,9 @@ class PaymentStatus(enum.StrEnum):
     CAPTURED = "captured"
     DECLINED = "declined"
     REFUNDED = "refunded"
+    # The order gave up on its charge before one was taken. The record stays, so that a
+    # charge still on its way (a request that outlived the order's patience) takes nothing.
+    VOIDED = "voided"
 
 
 class ProcessorUnavailable(Exception):
@@ -60,12 +63,26 @@ def check_replay(existing: Payment, order_id: str, amount_cents: int) -> Payment
     return existing
 
 
+def voided(payment_id: str, order_id: str, amount_cents: int, now: datetime) -> Payment:
+    return Payment(payment_id, order_id, amount_cents, PaymentStatus.VOIDED, now)
+
+
+def cancel(payment: Payment, mode: ProcessorMode, now: datetime) -> Payment:
+    """The order gives up on a charge that was recorded: a capture is refunded, anything
+    else (declined, refunded, voided) stays as it is."""
+    if payment.status is PaymentStatus.CAPTURED:
+        return refund(payment, mode, now)
+    return payment
+
+
 def refund(payment: Payment, mode: ProcessorMode, now: datetime) -> Payment:
     """Refunding twice is a no-op; a declined charge has nothing to refund."""
     if payment.status is PaymentStatus.REFUNDED:
         return payment
-    if payment.status is PaymentStatus.DECLINED:
-        raise NotRefundable(f"payment for order {payment.order_id} was declined; nothing to refund")
+    if payment.status in (PaymentStatus.DECLINED, PaymentStatus.VOIDED):
+        raise NotRefundable(
+            f"payment for order {payment.order_id} was {payment.status}; nothing to refund"
+        )
     if mode is ProcessorMode.OUTAGE:
         raise ProcessorUnavailable("the payment processor is unavailable")
     return replace(payment, status=PaymentStatus.REFUNDED, refunded_at=now)

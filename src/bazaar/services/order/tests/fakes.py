@@ -85,7 +85,7 @@ class FakePayments:
 
     def __init__(self, mode: str = "ok") -> None:
         self.mode = mode
-        self.charges: dict[str, str] = {}  # order id -> captured|declined|refunded
+        self.charges: dict[str, str] = {}  # order id -> captured|declined|refunded|voided
         self.amounts: dict[str, int] = {}
         self.calls: Counter[tuple[str, str]] = Counter()
         # While set and not yet opened, every charge waits for it.
@@ -97,6 +97,8 @@ class FakePayments:
             await self.gate.wait()
         if self.mode in ("down", "outage"):
             raise PaymentsUnavailable(f"payment is {self.mode} (fake)")
+        if self.charges.get(order_id) == "voided":
+            raise PaymentsUnavailable("charge answered status 'voided' (fake)")
         if order_id not in self.charges:
             self.charges[order_id] = "declined" if self.mode == "decline" else "captured"
             self.amounts[order_id] = amount_cents
@@ -104,11 +106,11 @@ class FakePayments:
             raise PaymentsUnavailable("payment timed out (fake)")
         return Charge.DECLINED if self.charges[order_id] == "declined" else Charge.CAPTURED
 
-    async def refund(self, order_id: str) -> Refund:
+    async def refund(self, order_id: str, amount_cents: int) -> Refund:
         self.calls[("refund", order_id)] += 1
         if self.mode == "down":
             raise PaymentsUnavailable("payment is down (fake)")
-        charge = self.charges.get(order_id)
+        charge = self.charges.setdefault(order_id, "voided")
         if charge not in ("captured", "refunded"):
             return Refund.NOTHING_TO_REFUND
         if charge == "captured" and self.mode == "outage":

@@ -86,3 +86,60 @@ async def test_operations_endpoints(client: httpx.AsyncClient) -> None:
     missing = await client.delete("/internal/payments/x")
     assert missing.status_code == 405
     assert missing.headers["content-type"] == "application/problem+json"
+
+
+async def cancel(client: httpx.AsyncClient, order_id: str = "order-1") -> httpx.Response:
+    return await client.post(f"/internal/payments/{order_id}/cancel", json={"amount_cents": 1500})
+
+
+async def test_cancelling_a_capture_refunds_it_once(client: httpx.AsyncClient) -> None:
+    await charge(client)
+    first, second = await cancel(client), await cancel(client)
+    assert first.status_code == second.status_code == 200
+    assert first.json()["status"] == second.json()["status"] == "refunded"
+    assert first.json()["refunded_at"] == second.json()["refunded_at"]
+
+
+async def test_cancelling_before_any_charge_voids_it_and_a_late_charge_takes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.put("/internal/mode", json={"mode": "outage"})  # voiding needs no processor
+    voided = await cancel(client)
+    assert voided.status_code == 200
+    assert (voided.json()["status"], voided.json()["amount_cents"]) == ("voided", 1500)
+    await client.put("/internal/mode", json={"mode": "ok"})
+
+    late = await charge(client)
+
+    assert late.status_code == 201 and late.json()["status"] == "voided"
+    assert (await client.get("/internal/payments/order-1")).json()["status"] == "voided"
+    assert (await cancel(client)).json() == voided.json()
+
+
+async def test_a_charge_at_the_processor_when_the_order_gives_up_takes_nothing(
+    slow_client: httpx.AsyncClient,
+) -> None:
+    await slow_client.put("/internal/mode", json={"mode": "slow"})
+    in_flight = asyncio.create_task(charge(slow_client))
+    await asyncio.sleep(0.1)  # the charge is at the (slow) processor now
+
+    voided = await cancel(slow_client)
+    late = await in_flight
+
+    assert voided.json()["status"] == late.json()["status"] == "voided"
+    assert (await slow_client.get("/internal/payments/order-1")).json()["status"] == "voided"
+
+
+async def test_cancelling_a_capture_during_an_outage_is_503(client: httpx.AsyncClient) -> None:
+    await charge(client)
+    await client.put("/internal/mode", json={"mode": "outage"})
+    answer = await cancel(client)
+    assert answer.status_code == 503
+    assert (await client.get("/internal/payments/order-1")).json()["status"] == "captured"
+
+
+async def test_a_cancel_without_its_amount_is_422(client: httpx.AsyncClient) -> None:
+    for body in ({}, {"amount_cents": -5}, {"amount_cents": 1, "extra": 1}):
+        answer = await client.post("/internal/payments/o/cancel", json=body)
+        assert answer.status_code == 422, body
+    assert (await client.get("/internal/payments/o")).status_code == 404

@@ -41,3 +41,18 @@ def test_refund_is_idempotent_and_refuses_declined_charges() -> None:
     assert domain.refund(refunded, ProcessorMode.OUTAGE, NOW) == refunded
     with pytest.raises(domain.NotRefundable):
         domain.refund(a_payment(PaymentStatus.DECLINED), ProcessorMode.OK, NOW)
+
+
+def test_cancelling_refunds_a_capture_and_leaves_the_rest() -> None:
+    assert domain.cancel(a_payment(), ProcessorMode.OK, NOW).status is PaymentStatus.REFUNDED
+    for status in (PaymentStatus.DECLINED, PaymentStatus.REFUNDED, PaymentStatus.VOIDED):
+        assert domain.cancel(a_payment(status), ProcessorMode.OUTAGE, NOW) == a_payment(status)
+    with pytest.raises(domain.ProcessorUnavailable):
+        domain.cancel(a_payment(), ProcessorMode.OUTAGE, NOW)
+
+
+def test_a_void_has_nothing_to_refund() -> None:
+    void = domain.voided("p2", "o1", 500, NOW)
+    assert (void.status, void.amount_cents) == (PaymentStatus.VOIDED, 500)
+    with pytest.raises(domain.NotRefundable):
+        domain.refund(void, ProcessorMode.OK, NOW)
