@@ -3,7 +3,8 @@
 Shorter than the payment deadline: the order service's circuit breaker opens, the orders
 wait `pending` (none is cancelled blindly), and once the processor is back every one of
 them is paid. Longer than the deadline: every order waiting for its charge is cancelled
-`payment_unavailable`, its stock released, and no charge is left behind."""
+`payment_unavailable`, its stock released, and no charge is left behind. Slower than the
+deadline: the same, and the charges that land after the orders gave up take nothing."""
 
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ pytestmark = [pytest.mark.system, pytest.mark.timeout(120)]
 
 DEADLINE = 15.0
 SHORT_OUTAGE = 5.0
+CHARGE_TIMEOUT = 1.0  # one call to payment (three tries) gives up within about 3.5 s
+# Its first answers come only after every order gave up (deadline, last call, grace).
+SLOW_PROCESSOR = DEADLINE + 8.0
 SHOPPERS = 20
 PLATFORM_ENV = {
     "BAZAAR_PAYMENT_DEADLINE_SECONDS": str(DEADLINE),
@@ -51,6 +55,8 @@ PLATFORM_ENV = {
     "BAZAAR_PAYMENT_REFUND_GRACE_SECONDS": "1",
     # A charge retried at most every second once the breaker lets it through again.
     "BAZAAR_SAGA_RETRY_MAX_SECONDS": "1",
+    "BAZAAR_PAYMENT_TIMEOUT_SECONDS": str(CHARGE_TIMEOUT),
+    "BAZAAR_PAYMENT_SLOW_SECONDS": str(SLOW_PROCESSOR),
 }
 BREAKER_OPEN = re.compile(
     r'^bazaar_circuit_breaker_open\{[^}]*target="payment"[^}]*\} 1(\.0)?$', re.MULTILINE
@@ -163,4 +169,40 @@ async def test_an_outage_past_the_deadline_cancels_releases_and_charges_nothing(
     await one_mail_per_order(platform.home.mail, batch)
     await created_reached_the_cart(platform.home.root, batch)
     await carts_emptied(api, shoppers)
+    assert checker_findings(platform.home.root) == []
+
+
+async def test_charges_that_land_after_the_deadline_take_nothing(
+    platform: Platform,
+    shoppers: list[Shopper],
+    api: httpx.AsyncClient,
+    payment: httpx.AsyncClient,
+) -> None:
+    await set_mode(payment, "slow")
+    slow_at = time.monotonic()
+    try:
+        running, admin_headers, before, batch = await start_batch(platform, api, shoppers)
+        batch = await running
+        # The first charge requests, sent before the deadline, are answered only now.
+        await asyncio.sleep(max(0.0, slow_at + SLOW_PROCESSOR + 2.0 - time.monotonic()))
+    finally:
+        await set_mode(payment, "ok")
+
+    print(
+        "\n"
+        + summary(
+            f"payment {SLOW_PROCESSOR:.0f} s slow > deadline {DEADLINE:.0f} s",
+            batch,
+            fault_at=slow_at,
+            in_flight=len(shoppers),
+        )
+    )
+    assert batch.statuses() == {"cancelled/payment_unavailable": len(shoppers)}
+    for order_id in batch.final:
+        answer = await payment.get(f"/internal/payments/{order_id}")
+        assert answer.json()["status"] == "voided", answer.text
+    after = await stock_accounts_for(api, admin_headers, before, batch)
+    assert after == before
+    await charged_once_or_not_at_all(payment, batch)
+    await one_mail_per_order(platform.home.mail, batch)
     assert checker_findings(platform.home.root) == []
