@@ -11,11 +11,13 @@ import re
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 # A bad value of these is not echoed in the error: it would end up in a log.
-_SECRET = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY\b")
+_SECRET = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY\b|_URL\b")  # URLs may hold a password
 
 
 class ConfigurationError(SystemExit):
@@ -33,7 +35,9 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=0, ge=0, le=65535, description="Port; 0 picks a free one.")
     database_url: str = Field(default="", description="SQLAlchemy URL; empty: a SQLite file.")
     broker_url: str = Field(
-        default="nats://127.0.0.1:4222", description="nats://, amqp://, redis://"
+        default="nats://127.0.0.1:4222",
+        pattern=r"^(nats|tls)://[^\s,]+(,(nats|tls)://[^\s,]+)*$",
+        description="nats:// (or tls://) URLs of the broker, comma-separated for a cluster.",
     )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     log_format: str = Field(default="json", pattern="^(json|console)$")
@@ -49,8 +53,21 @@ class ServiceSettings(BaseSettings):
     )
     jwks_url: str = Field(
         default="http://127.0.0.1:8001/.well-known/jwks.json",
+        pattern=r"^https?://\S+$",
         description="Where the auth service publishes its signing keys.",
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _a_database_sqlalchemy_knows(cls, url: str) -> str:
+        # Checked here, so that a typo stops start-up with the variable's name instead of
+        # a traceback from deep inside the first connection.
+        if url:
+            try:
+                make_url(url).get_dialect()
+            except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+                raise ValueError(f"not a database URL SQLAlchemy can use: {exc}") from None
+        return url
 
     @model_validator(mode="after")
     def _default_database(self) -> ServiceSettings:

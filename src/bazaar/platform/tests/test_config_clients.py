@@ -27,6 +27,33 @@ def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
     assert "BAZAAR_PORT" in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("BAZAAR_BROKER_URL", "amqp://guest:hunter2@broker:5672"),
+        ("BAZAAR_BROKER_URL", "nats://ok:4222,ftp://not-ok"),
+        ("BAZAAR_DATABASE_URL", "nonsense://nowhere"),
+        ("BAZAAR_DATABASE_URL", "postgresql+nodriver://u:hunter2@db/x"),
+        ("BAZAAR_DATABASE_URL", "not a url at all"),
+        ("BAZAAR_JWKS_URL", "auth:8001/jwks"),
+    ],
+)
+def test_a_url_that_cannot_work_stops_start_up_and_is_not_echoed(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as error:
+        DemoSettings.load()
+    assert variable in str(error.value)
+    assert "hunter2" not in str(error.value)  # a URL may carry a password
+
+
+def test_database_urls_of_the_supported_databases_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    for url in ("sqlite+aiosqlite:///x.db", "postgresql+asyncpg://u:p@db:5432/bazaar"):
+        monkeypatch.setenv("BAZAAR_DATABASE_URL", url)
+        assert DemoSettings.load().database_url == url
+
+
 def flaky(failures: int, status: int = 503) -> tuple[httpx.MockTransport, list[int]]:
     calls: list[int] = []
 

@@ -33,7 +33,9 @@ class AuthSettings(ServiceSettings):
         "any verifier takes to refetch the JWKS, so no verifier meets an unknown kid.",
     )
     rate_limit_url: str = Field(
-        default=MEMORY, description="memory:// (per process) or redis://host:port/db (shared)."
+        default=MEMORY,
+        pattern=r"^(memory://|rediss?://\S+)$",
+        description="memory:// (per process) or redis://host:port/db (shared).",
     )
     trusted_proxies: str = Field(
         default=LOOPBACK_PROXIES,

@@ -36,7 +36,9 @@ class GatewaySettings(ServiceSettings):
         description="Checkouts one user may start (429 past it); the storefront's count too.",
     )
     rate_limit_url: str = Field(
-        default=MEMORY, description="memory:// (per process) or redis://host:port/db (shared)."
+        default=MEMORY,
+        pattern=r"^(memory://|rediss?://\S+)$",
+        description="memory:// (per process) or redis://host:port/db (shared).",
     )
 
     @field_validator("checkout_rate")

@@ -12,10 +12,18 @@ from bazaar.services.order.domain import SagaPolicy
 class OrderSettings(ServiceSettings):
     service_name: ClassVar[str] = "order"
 
-    cart_url: str = Field(default="http://127.0.0.1:8004", description="The cart service.")
-    payment_url: str = Field(default="http://127.0.0.1:8006", description="The payment service.")
+    cart_url: str = Field(
+        default="http://127.0.0.1:8004", pattern=r"^https?://\S+$", description="The cart service."
+    )
+    payment_url: str = Field(
+        default="http://127.0.0.1:8006",
+        pattern=r"^https?://\S+$",
+        description="The payment service.",
+    )
     inventory_addr: str = Field(
-        default="127.0.0.1:50051", description="The inventory service's gRPC host:port."
+        default="127.0.0.1:50051",
+        pattern=r"^\S+:\d+$",
+        description="The inventory service's gRPC host:port.",
     )
 
     payment_deadline_seconds: float = Field(
