@@ -74,8 +74,23 @@ def make_broker(url: str) -> NatsBroker:
     raise ValueError(f"unsupported BAZAAR_BROKER_URL scheme {scheme!r}: use nats://")
 
 
+# A handler that fails is retried with exponential backoff, capped: with the default
+# deliveries that is about three minutes, longer than a neighbour's restart or a short
+# outage (the mail relay down, a database failing over). Only an event that still fails
+# then is dead-lettered, to be replayed once the cause is fixed (`bazaar deadletters`).
+DEFAULT_MAX_DELIVERIES = 12
+RETRY_MAX_DELAY = 30.0
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before delivery `attempt + 1` of an event whose handler failed."""
+    return min(0.2 * 2 ** min(attempt, 20), RETRY_MAX_DELAY)
+
+
 class Bus:
-    def __init__(self, url: str, service: str, *, max_deliveries: int = 5) -> None:
+    def __init__(
+        self, url: str, service: str, *, max_deliveries: int = DEFAULT_MAX_DELIVERIES
+    ) -> None:
         self.service = service
         self.max_deliveries = max_deliveries
         self.broker = make_broker(url)
@@ -161,7 +176,7 @@ class Bus:
                 await self._dead_letter(msg, consumer, event_type, f"{type(exc).__name__}: {exc}")
                 return "dead_letter"
             log.warning("event handler failed", event_id=event.id, attempt=attempt, error=str(exc))
-            await msg.nack(delay=min(0.2 * 2**attempt, 10.0))
+            await msg.nack(delay=retry_delay(attempt))
             return "retry"
         await msg.ack()
         return "ok"
