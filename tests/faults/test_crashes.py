@@ -173,3 +173,42 @@ async def test_broker_restart_mid_batch_loses_no_event(
         )
     )
     await nothing_lost_nor_doubled(platform, api, payment, shoppers, batch, admin_headers, before)
+
+
+MAIL_OUTAGE = 20.0
+
+
+@pytest.mark.timeout(180)
+async def test_a_mail_server_outage_delays_mail_but_loses_none(
+    platform: Platform,
+    shoppers: list[Shopper],
+    api: httpx.AsyncClient,
+    payment: httpx.AsyncClient,
+) -> None:
+    chance = random.Random(SEED + 2)
+    lines, admin_headers, before = await ready_to_buy(api, shoppers, chance)
+    moment = chance.randrange(SHOPPERS * ROUNDS // 10, SHOPPERS * ROUNDS // 4)
+    outage: dict[str, Any] = {}
+
+    async def mail_server_down(batch: Batch) -> None:
+        if batch.returned >= moment and not outage:
+            outage.update(at=time.monotonic(), in_flight=batch.in_flight)
+            await asyncio.to_thread(platform.stop_process, "smtp")
+
+    batch = await run_batch(
+        api, platform.home.root, shoppers, lines, rounds=ROUNDS, after_each=mail_server_down
+    )
+    await asyncio.sleep(max(0.0, outage["at"] + MAIL_OUTAGE - time.monotonic()))
+    platform.start_process("smtp")
+    await all_ready(platform, ["smtp"])
+
+    print(
+        "\n"
+        + summary(
+            f"smtp down {MAIL_OUTAGE:.0f} s (seed {SEED})",
+            batch,
+            fault_at=outage["at"],
+            in_flight=outage["in_flight"],
+        )
+    )
+    await nothing_lost_nor_doubled(platform, api, payment, shoppers, batch, admin_headers, before)
