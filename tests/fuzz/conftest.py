@@ -25,6 +25,7 @@ GENEROUS_LIMITS = {
     "BAZAAR_SIGNUP_RATE_PER_ACCOUNT": "100000/minute",
     "BAZAAR_LOGIN_RATE_PER_ADDRESS": "100000/minute",
     "BAZAAR_LOGIN_RATE_PER_ACCOUNT": "100000/minute",
+    "BAZAAR_CHECKOUT_RATE": "100000/minute",
 }
 
 
@@ -85,3 +86,9 @@ def public_api(fuzz_platform: Platform) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="package")
 def credentials(public_api: httpx.Client) -> Credentials:
     return Credentials(customer=sign_up(public_api), admin=log_in_admin(public_api))
+
+
+@pytest.fixture
+def fresh_customer(public_api: httpx.Client) -> dict[str, str]:
+    """The bearer header of a customer signed up for this test alone."""
+    return sign_up(public_api)
