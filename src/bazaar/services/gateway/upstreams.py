@@ -141,7 +141,7 @@ def _request_id(request: Request) -> str:
     return str(bound or request.headers.get("x-request-id", ""))
 
 
-def _forwarded_headers(request: Request) -> dict[str, str]:
+def _forwarded_headers(request: Request) -> dict[bytes, bytes]:
     headers = {name: request.headers[name] for name in REQUEST_HEADERS if name in request.headers}
     if request_id := _request_id(request):
         headers["x-request-id"] = request_id
@@ -150,7 +150,9 @@ def _forwarded_headers(request: Request) -> dict[str, str]:
     headers["x-forwarded-proto"] = request.url.scheme
     if "host" in request.headers:
         headers["x-forwarded-host"] = request.headers["host"]
-    return headers
+    # Starlette decoded the bytes as latin-1; encoded back the same way, a value with bytes
+    # past ASCII passes unchanged (httpx encodes a str as ASCII, and raised on it).
+    return {name.encode(): value.encode("latin-1") for name, value in headers.items()}
 
 
 def forwarded_for(request: Request) -> str:

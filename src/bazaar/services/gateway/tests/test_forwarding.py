@@ -75,6 +75,15 @@ async def test_the_request_goes_through_unchanged(
     assert "x-internal-thing" not in seen.headers
 
 
+async def test_header_bytes_past_ascii_pass_unchanged(
+    api: httpx.AsyncClient, echo: dict[str, EchoUpstream]
+) -> None:
+    answer = await api.post("/api/checkout", headers={"Idempotency-Key": b"\xff\xfe-key"})
+    assert answer.status_code == 200  # it was a 500: httpx refused to encode the value
+    (seen,) = echo["order"].seen
+    assert seen.headers["idempotency-key"].encode("latin-1") == b"\xff\xfe-key"
+
+
 async def test_an_encoded_path_reaches_the_service_still_encoded(
     api: httpx.AsyncClient, echo: dict[str, EchoUpstream]
 ) -> None:
