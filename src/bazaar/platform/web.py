@@ -59,8 +59,11 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[st
     return detail, errors
 
 
-# What FastAPI says of a body it cannot decode at all.
+# What FastAPI says of a body it cannot decode at all, and what the platform says instead.
 UNREADABLE_BODY = "There was an error parsing the body"
+UNREADABLE_BODY_DETAIL = (
+    "the request body is no JSON this service reads (not UTF-8, or nested too deep)"
+)
 
 
 def allowed_methods(request: Request) -> list[str]:
@@ -99,9 +102,9 @@ def install_problem_handlers(app: FastAPI) -> None:
             # Starlette names the methods of the first route on the path only.
             headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
         elif status == 400 and detail == UNREADABLE_BODY:
-            # FastAPI's answer to a body that is not even text (not UTF-8): the same 422 as
-            # for any other body that is not JSON.
-            status, detail = 422, "the request body is not valid JSON (UTF-8 text)"
+            # FastAPI's answer to a body it cannot decode at all (not UTF-8, or nested past
+            # Python's recursion limit): the same 422 as for any other broken JSON.
+            status, detail = 422, UNREADABLE_BODY_DETAIL
         return problem_response(status, detail, request.url.path, headers=headers)
 
     @app.exception_handler(Exception)

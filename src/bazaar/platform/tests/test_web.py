@@ -80,6 +80,11 @@ async def test_a_body_that_is_not_utf8_is_a_422_like_any_broken_json(
         "/things", content=b"\r]N\xff\xfe", headers={"content-type": "application/json"}
     )
     assert "UTF-8" in str(assert_problem(answer, 422)["detail"])
+    too_deep = b"[" * 30_000 + b"]" * 30_000  # past Python's recursion limit
+    answer = await client.post(
+        "/things", content=too_deep, headers={"content-type": "application/json"}
+    )
+    assert "too deep" in str(assert_problem(answer, 422)["detail"])
 
 
 async def test_request_ids_are_kept_or_made(client: httpx.AsyncClient) -> None:
