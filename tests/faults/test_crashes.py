@@ -138,7 +138,8 @@ async def test_kill_9_every_process_type_mid_batch(
         )
         + f"\n  restarts: {restarted}"
     )
-    assert all(restarted[name] >= 1 for name in VICTIMS), restarted
+    # Each victim came back once; nothing else crashed because a neighbour died.
+    assert restarted == {name: int(name in VICTIMS) for name in restarted}, restarted
     await nothing_lost_nor_doubled(platform, api, payment, shoppers, batch, admin_headers, before)
     assert all(s.state is State.READY for s in platform.snapshots()), platform.snapshots()
 
