@@ -7,12 +7,13 @@ import asyncio
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 
 from bench import report
-from bench.run import DEFAULT_PROFILED, Run
+from bench.run import DEFAULT_PROFILED, SECTIONS, Run
 from bench.sizes import FULL, SMOKE
 from bench.target import TargetError, open_target
 
@@ -32,18 +33,32 @@ def main(argv: list[str] | None = None) -> int:
         nargs="?",
         const=",".join(DEFAULT_PROFILED),
         default=_flag("BENCH_PROFILE"),
-        help="py-spy the named processes during the saturation run (BENCH_PROFILE=1)",
+        help="py-spy the named processes (or all) during the saturation run (BENCH_PROFILE=1)",
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where results go")
+    parser.add_argument(
+        "--only",
+        type=lambda text: tuple(name.strip() for name in text.split(",") if name.strip()),
+        default=SECTIONS,
+        help=f"run just these sections, comma-separated (of {', '.join(SECTIONS)})",
+    )
+    parser.add_argument(
+        "--orders", type=int, default=0, help="orders in the saturation run (default 2,000)"
+    )
     args = parser.parse_args(argv)
+    unknown = set(args.only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     sizes = SMOKE if args.smoke or _flag("BENCH_SMOKE") else FULL
+    if args.orders > 0:
+        sizes = replace(sizes, saturation_orders=args.orders)
     profiled = _profiled(args.profile)
     console = Console(stderr=True)
     say = console.print
     stamp = time.strftime("%Y%m%d-%H%M%S")
     try:
         with open_target(say) as target:
-            run = Run(target, sizes, args.results / f"run-{stamp}", say, profiled)
+            run = Run(target, sizes, args.results / f"run-{stamp}", say, profiled, args.only)
             results = asyncio.run(run.all())
     except TargetError as exc:
         say(f"[red]{exc}[/red]")

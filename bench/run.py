@@ -21,17 +21,25 @@ from bench.target import Target
 
 Say = Callable[[str], None]
 DEFAULT_PROFILED = ("order", "gateway", "inventory")
+SECTIONS = ("reads", "bus", "monolith", "saturation", "fixed_rate")
 
 
 class Run:
     def __init__(
-        self, target: Target, sizes: Sizes, folder: Path, say: Say, profiled: tuple[str, ...]
+        self,
+        target: Target,
+        sizes: Sizes,
+        folder: Path,
+        say: Say,
+        profiled: tuple[str, ...],
+        sections: tuple[str, ...] = SECTIONS,
     ) -> None:
         self.target = target
         self.sizes = sizes
         self.folder = folder
         self.say = say
         self.profiled = profiled
+        self.sections = sections
         self.results: dict[str, Any] = {
             "mode": sizes.name,
             "started_at": time.strftime("%Y-%m-%d %H:%M:%S%z"),
@@ -72,11 +80,9 @@ class Run:
         if pids:
             self.results["memory"]["idle"] = procfs.memory(pids)
             self.results["idle_cpu_pct"] = procfs.cpu_share(before, procfs.cpu(pids), started)
-        await self.guarded("reads", self.reads)
-        await self.guarded("bus", self.bus)
-        await self.guarded("monolith", self.monolith)
-        await self.guarded("saturation", self.saturation)
-        await self.guarded("fixed_rate", self.fixed_rate)
+        for name in SECTIONS:
+            if name in self.sections:
+                await self.guarded(name, getattr(self, name))
         self._ratios()
         self.results["machine"]["load_average_at_end"] = _load()
         if not self.target.pids:
@@ -122,7 +128,8 @@ class Run:
         self.store = store
         self.say(f"  {self.sizes.saturation_orders} orders by {len(store.shoppers)} shoppers")
         pids = self.target.pids
-        profiled = {n: pids[n] for n in self.profiled if n in pids}
+        wanted = set(pids) if "all" in self.profiled else set(self.profiled)
+        profiled = {name: pid for name, pid in pids.items() if name in wanted}
         recording: AbstractContextManager[dict[str, Path]] = (
             profile.recording(profiled, self.folder / "profiles") if profiled else nullcontext({})
         )
@@ -160,8 +167,8 @@ class Run:
 
     async def fixed_rate(self) -> dict[str, Any]:
         store = getattr(self, "store", None)
-        if store is None:
-            raise RuntimeError("no shoppers (the saturation section failed before signing up)")
+        if store is None:  # the saturation section did not run, or failed before signing up
+            store = await checkout.open_shop(self.target.public_url, self.sizes)
         self.say(f"  {self.sizes.fixed_rate:g} orders/s for {self.sizes.fixed_rate_seconds:g} s")
         try:
             placed, late = await checkout.fixed_rate(store, self.sizes)
