@@ -41,6 +41,11 @@ class ServiceSettings(BaseSettings):
     )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     log_format: str = Field(default="json", pattern="^(json|console)$")
+    event_loop: str = Field(
+        default="uvloop",
+        pattern="^(uvloop|asyncio)$",
+        description="uvloop (faster; where installed) or the standard library's loop.",
+    )
     environment: str = Field(default="embedded", pattern="^(embedded|production|test)$")
     migrate_on_start: bool = Field(
         default=False, description="Upgrade the database before serving (the embedded mode)."

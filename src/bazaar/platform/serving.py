@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import uvicorn
 
@@ -26,9 +27,30 @@ def asgi_server(app: Any, host: str, port: int) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
+T = TypeVar("T")
+
+
+def loop_factory(settings: ServiceSettings) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed and wanted: the services spend a good part of their CPU
+    in the event loop (sockets, the database driver's thread hand-offs, timers)."""
+    if settings.event_loop != "uvloop":
+        return None
+    try:
+        import uvloop
+    except ImportError:  # not built for this platform (Windows): the standard loop
+        return None
+    return uvloop.new_event_loop
+
+
+def run(main: Coroutine[Any, Any, T], settings: ServiceSettings) -> T:
+    """`asyncio.run(main)` on the event loop the settings choose."""
+    with asyncio.Runner(loop_factory=loop_factory(settings)) as runner:
+        return runner.run(main)
+
+
 def run_asgi(app: Any, settings: ServiceSettings) -> None:
     """Serve an ASGI app on the settings' host and port until SIGINT/SIGTERM."""
-    asyncio.run(asgi_server(app, settings.host, settings.port).serve())
+    run(asgi_server(app, settings.host, settings.port).serve(), settings)
 
 
 def start_process(settings: ServiceSettings) -> None:

@@ -16,6 +16,7 @@ import grpc
 from fastapi import FastAPI
 
 from bazaar.contracts.generated import inventory_pb2_grpc
+from bazaar.platform import serving
 from bazaar.platform.bus import Bus
 from bazaar.platform.cli import run_service_cli
 from bazaar.platform.config import ServiceSettings
@@ -141,7 +142,7 @@ async def seed(settings: ServiceSettings, file: Path) -> str:
 
 def run(settings: ServiceSettings) -> None:
     assert isinstance(settings, InventorySettings)
-    asyncio.run(serve(settings))
+    serving.run(serve(settings), settings)
 
 
 def main() -> None:
