@@ -6,10 +6,12 @@ this module does not know which.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import Dialect
@@ -21,6 +23,21 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.types import TypeDecorator
+
+from bazaar.platform import sqlite_inline
+
+# SQLite takes one writer at a time. Writers of this process queue here, in the event
+# loop, one lock per database file and loop: in sqlite3 (run in the loop's thread, see
+# sqlite_inline) a second writer would block the thread the first needs to finish.
+_writer_locks: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    WeakKeyDictionary()
+)
+WRITER_WAIT_SECONDS = 10.0  # as long as SQLite's busy timeout below
+
+
+def _writer_lock(database: str) -> asyncio.Lock:
+    by_file = _writer_locks.setdefault(asyncio.get_running_loop(), {})
+    return by_file.setdefault(database, asyncio.Lock())
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -76,6 +93,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             from pathlib import Path
 
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.get_driver_name() == "aiosqlite":
+            # The same driver, called in the loop's thread (see sqlite_inline).
+            kwargs.setdefault("module", sqlite_inline.dbapi())
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", tune_sqlite_connection)
         event.listen(engine.sync_engine, "begin", begin_sqlite_transaction)
@@ -83,6 +103,22 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+@asynccontextmanager
+async def _queued(lock: asyncio.Lock) -> AsyncIterator[None]:
+    try:
+        async with asyncio.timeout(WRITER_WAIT_SECONDS):
+            await lock.acquire()
+    except TimeoutError:
+        raise TimeoutError(
+            f"database is locked: another transaction of this process held it for "
+            f"{WRITER_WAIT_SECONDS:g} s"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class Database:
@@ -103,8 +139,14 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A unit of work: commits on success, rolls back on any exception."""
-        async with self.sessions() as session, session.begin():
+        async with self._one_writer(), self.sessions() as session, session.begin():
             yield session
+
+    def _one_writer(self) -> AbstractAsyncContextManager[Any]:
+        database = self.engine.url.database
+        if not self.is_sqlite or not database or database == ":memory:":
+            return nullcontext()
+        return _queued(_writer_lock(database))
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
