@@ -5,13 +5,13 @@ import uuid
 
 from sqlalchemy import func, select
 
-from bazaar.services.order.store import OrderRow
+from bazaar.services.order.store import orders
 from bazaar.services.order.tests.support import Shop
 
 
 async def count_orders(shop: Shop) -> int:
     async with shop.db.transaction() as session:
-        return int(await session.scalar(select(func.count()).select_from(OrderRow)) or 0)
+        return int(await session.scalar(select(func.count()).select_from(orders)) or 0)
 
 
 async def test_checkout_places_the_order_and_the_saga_gets_it_paid(shop: Shop) -> None:

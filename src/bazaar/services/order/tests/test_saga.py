@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from bazaar.platform.testing import TokenMinter
 from bazaar.services.order.domain import Step
-from bazaar.services.order.store import OrderRow
+from bazaar.services.order.store import orders
 from bazaar.services.order.tests.fakes import FakeInventory, FakePayments
 from bazaar.services.order.tests.support import Neighbours, Shop, running_shop
 
@@ -164,7 +164,7 @@ async def test_a_saga_interrupted_after_reserve_resumes_on_a_fresh_app(
     # it waits for the lease to run out.
     held = timedelta(hours=1) if shop.db.is_sqlite else timedelta(seconds=0.5)
     async with shop.db.transaction() as session:
-        await session.execute(update(OrderRow).values(lease_until=datetime.now(UTC) + held))
+        await session.execute(update(orders).values(lease_until=datetime.now(UTC) + held))
 
     payments = FakePayments()
     second = Neighbours(inventory=inventory, payments=payments, carts=first.carts)
