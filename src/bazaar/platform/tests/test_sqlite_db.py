@@ -4,7 +4,6 @@ write transactions of one process queued in the loop rather than in SQLite."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from bazaar.platform import db as db_module
+from bazaar.platform import sqlite_inline
 from bazaar.platform.db import Database
 
 
@@ -34,8 +34,8 @@ async def _count(database: Database) -> int:
 async def test_the_engine_uses_the_inline_driver(database: Database) -> None:
     async with database.engine.connect() as connection:
         raw = await connection.get_raw_connection()
-        # aiosqlite's would be its own Connection, driven from a worker thread
-        assert isinstance(raw.driver_connection, sqlite3.Connection)
+        # not aiosqlite's Connection, which drives sqlite3 from a worker thread
+        assert isinstance(raw.driver_connection, sqlite_inline.Connection)
 
 
 async def test_concurrent_read_modify_writes_lose_no_update(database: Database) -> None:
