@@ -63,6 +63,23 @@ def check_replay(existing: Payment, order_id: str, amount_cents: int) -> Payment
     return existing
 
 
+def earlier_answer(
+    under_key: Payment | None, of_order: Payment | None, order_id: str, amount_cents: int
+) -> Payment | None:
+    """What a charge request answers without charging, given what is recorded for its key
+    and for its order; None if it is a new charge to make.
+
+    A replay gets the first answer; an order whose charge was cancelled (voided) is never
+    charged, it answers the void; an order charged under another key is a conflict."""
+    if under_key is not None:
+        return check_replay(under_key, order_id, amount_cents)
+    if of_order is None:
+        return None
+    if of_order.status is PaymentStatus.VOIDED:
+        return of_order
+    raise IdempotencyMismatch(f"order {order_id} was already charged under another key")
+
+
 def voided(payment_id: str, order_id: str, amount_cents: int, now: datetime) -> Payment:
     return Payment(payment_id, order_id, amount_cents, PaymentStatus.VOIDED, now)
 

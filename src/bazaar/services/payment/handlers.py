@@ -22,6 +22,10 @@ class Processor:
     mode: ProcessorMode
     slow_seconds: float
 
+    @property
+    def takes_time(self) -> bool:
+        return self.mode is ProcessorMode.SLOW
+
     async def delay(self) -> None:
         if self.mode is ProcessorMode.SLOW:
             await asyncio.sleep(self.slow_seconds)
@@ -36,54 +40,47 @@ class Charge:
 
 async def charge(db: Database, processor: Processor, command: Charge) -> Payment:
     """Charge once per key: a replay answers what the first call answered. An order whose
-    charge was cancelled (voided) is never charged: it answers the void."""
-    async with db.transaction() as session:
-        repository = PaymentRepository(session)
-        existing = await repository.by_key(command.idempotency_key)
-        void = await _void_of(repository, command.order_id)
-    if existing:
-        return domain.check_replay(existing, command.order_id, command.amount_cents)
-    if void:
-        return void
-    await processor.delay()
-    payment = Payment(
-        payment_id=str(uuid.uuid4()),
-        order_id=command.order_id,
-        amount_cents=command.amount_cents,
-        status=domain.charge_outcome(processor.mode),
-        created_at=datetime.now(UTC),
-    )
+    charge was cancelled (voided) is never charged: it answers the void.
+
+    A processor that answers at once is called inside the one transaction that checks and
+    records the charge. A slow one is called outside any transaction (it must not hold the
+    write lock): what is recorded is read first, and read again before recording."""
+    if processor.takes_time:
+        async with db.reading() as session:
+            answer = await _earlier_answer(PaymentRepository(session), command)
+        if answer is not None:
+            return answer
+        await processor.delay()
     try:
         async with db.transaction() as session:
             repository = PaymentRepository(session)
-            replayed = await repository.by_key(command.idempotency_key)
-            if replayed:  # the same key arrived while this one was at the processor
-                return domain.check_replay(replayed, command.order_id, command.amount_cents)
-            if void := await _void_of(repository, command.order_id):
-                return void  # cancelled while this one was at the processor: take nothing
-            if await repository.by_order(command.order_id):
-                raise domain.IdempotencyMismatch(
-                    f"order {command.order_id} was already charged under another key"
-                )
+            # A replay or a void that committed meanwhile (while at the processor) wins.
+            if (answer := await _earlier_answer(repository, command)) is not None:
+                return answer
+            payment = Payment(
+                payment_id=str(uuid.uuid4()),
+                order_id=command.order_id,
+                amount_cents=command.amount_cents,
+                status=domain.charge_outcome(processor.mode),
+                created_at=datetime.now(UTC),
+            )
             await repository.add(payment, command.idempotency_key)
     except IntegrityError:
         # A concurrent request with the same key, or the order's cancellation, won the
         # race: answer what it stored.
-        async with db.transaction() as session:
-            repository = PaymentRepository(session)
-            winner = await repository.by_key(command.idempotency_key)
-            void = await _void_of(repository, command.order_id)
-        if winner is not None:
-            return domain.check_replay(winner, command.order_id, command.amount_cents)
-        if void is not None:
-            return void
+        async with db.reading() as session:
+            answer = await _earlier_answer(PaymentRepository(session), command)
+        if answer is not None:
+            return answer
         raise
     return payment
 
 
-async def _void_of(repository: PaymentRepository, order_id: str) -> Payment | None:
-    payment = await repository.by_order(order_id)
-    return payment if payment and payment.status is domain.PaymentStatus.VOIDED else None
+async def _earlier_answer(repository: PaymentRepository, command: Charge) -> Payment | None:
+    recorded = await repository.recorded_for(command.idempotency_key, command.order_id)
+    return domain.earlier_answer(
+        recorded.under_key, recorded.of_order, command.order_id, command.amount_cents
+    )
 
 
 @dataclass(frozen=True)

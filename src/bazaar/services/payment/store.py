@@ -1,64 +1,82 @@
-"""The payments table and its repository."""
+"""The payments table and its repository (SQLAlchemy Core: a charge is on the checkout's
+critical path, and plain rows map straight to the domain's `Payment`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Integer, String, select
+from sqlalchemy import Column, Integer, MetaData, Row, String, Table, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bazaar.platform.db import UtcDateTime
 from bazaar.services.payment.domain import Payment, PaymentStatus
 
+metadata = MetaData()
 
-class Base(DeclarativeBase):
-    pass
-
-
-class PaymentRow(Base):
-    __tablename__ = "payments"
-
-    payment_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+payments = Table(
+    "payments",
+    metadata,
+    Column("payment_id", String(36), primary_key=True),
     # One charge per order, and one per key: the database enforces idempotency too.
-    order_id: Mapped[str] = mapped_column(String(64), unique=True)
-    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
-    amount_cents: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    refunded_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
-
-    def to_domain(self) -> Payment:
-        return Payment(
-            payment_id=self.payment_id,
-            order_id=self.order_id,
-            amount_cents=self.amount_cents,
-            status=PaymentStatus(self.status),
-            created_at=self.created_at,
-            refunded_at=self.refunded_at,
-        )
+    Column("order_id", String(64), nullable=False, unique=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("amount_cents", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("refunded_at", UtcDateTime(), nullable=True),
+)
 
 
-metadata = Base.metadata
+@dataclass(frozen=True)
+class Recorded:
+    """What is already stored for a charge request: the payment made under its key, and
+    the order's payment (the same one, another key's, or a void)."""
+
+    under_key: Payment | None
+    of_order: Payment | None
+
+
+def _payment(row: Row[Any]) -> Payment:
+    return Payment(
+        payment_id=row.payment_id,
+        order_id=row.order_id,
+        amount_cents=row.amount_cents,
+        status=PaymentStatus(row.status),
+        created_at=row.created_at,
+        refunded_at=row.refunded_at,
+    )
 
 
 class PaymentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def by_key(self, idempotency_key: str) -> Payment | None:
-        row = await self._session.scalar(
-            select(PaymentRow).where(PaymentRow.idempotency_key == idempotency_key)
+    async def recorded_for(self, idempotency_key: str, order_id: str) -> Recorded:
+        """Both lookups a charge needs, in one statement (at most two rows)."""
+        rows = await self._session.execute(
+            select(payments).where(
+                or_(payments.c.idempotency_key == idempotency_key, payments.c.order_id == order_id)
+            )
         )
-        return row.to_domain() if row else None
+        under_key = of_order = None
+        for row in rows:
+            if row.idempotency_key == idempotency_key:
+                under_key = _payment(row)
+            if row.order_id == order_id:
+                of_order = _payment(row)
+        return Recorded(under_key, of_order)
 
     async def by_order(self, order_id: str) -> Payment | None:
-        row = await self._session.scalar(select(PaymentRow).where(PaymentRow.order_id == order_id))
-        return row.to_domain() if row else None
+        row = (
+            await self._session.execute(select(payments).where(payments.c.order_id == order_id))
+        ).first()
+        return _payment(row) if row else None
 
     async def add(self, payment: Payment, idempotency_key: str) -> None:
-        self._session.add(
-            PaymentRow(
+        """A duplicate key or order fails here (IntegrityError)."""
+        await self._session.execute(
+            insert(payments).values(
                 payment_id=payment.payment_id,
                 order_id=payment.order_id,
                 idempotency_key=idempotency_key,
@@ -68,10 +86,10 @@ class PaymentRepository:
                 refunded_at=payment.refunded_at,
             )
         )
-        await self._session.flush()
 
     async def save(self, payment: Payment) -> None:
-        row = await self._session.get(PaymentRow, payment.payment_id)
-        assert row is not None, "save() updates a payment that was loaded"
-        row.status = payment.status.value
-        row.refunded_at = payment.refunded_at
+        await self._session.execute(
+            update(payments)
+            .where(payments.c.payment_id == payment.payment_id)
+            .values(status=payment.status.value, refunded_at=payment.refunded_at)
+        )

@@ -35,6 +35,24 @@ def test_a_replay_must_be_the_same_charge() -> None:
         domain.check_replay(a_payment(), "o1", 501)
 
 
+def test_a_new_charge_has_no_earlier_answer() -> None:
+    assert domain.earlier_answer(None, None, "o1", 500) is None
+
+
+def test_a_replay_answers_its_first_charge_whatever_the_order_holds() -> None:
+    void = a_payment(PaymentStatus.VOIDED)
+    assert domain.earlier_answer(a_payment(), void, "o1", 500) == a_payment()
+    with pytest.raises(domain.IdempotencyMismatch):
+        domain.earlier_answer(a_payment(), None, "o1", 999)
+
+
+def test_a_voided_order_answers_the_void_and_a_charged_one_is_a_conflict() -> None:
+    void = a_payment(PaymentStatus.VOIDED)
+    assert domain.earlier_answer(None, void, "o1", 500) == void
+    with pytest.raises(domain.IdempotencyMismatch):
+        domain.earlier_answer(None, a_payment(), "o1", 500)
+
+
 def test_refund_is_idempotent_and_refuses_declined_charges() -> None:
     refunded = domain.refund(a_payment(), ProcessorMode.OK, NOW)
     assert refunded.status is PaymentStatus.REFUNDED
