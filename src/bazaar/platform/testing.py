@@ -13,6 +13,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import MetaData
 
 from bazaar.platform.db import Database
 from bazaar.platform.migrations import migrate
@@ -155,15 +156,15 @@ def require_external(variable: str, what: str) -> str:
 
 @asynccontextmanager
 async def provisioned_database(
-    backend: str, migrations_dir: Path, folder: Path, name: str
+    backend: str, schema: Path | MetaData, folder: Path, name: str
 ) -> AsyncIterator[str]:
-    """A fresh, migrated database of `backend` for one test; yields its URL. PostgreSQL
-    gets a throwaway database on the server at BAZAAR_TEST_POSTGRES_URL."""
-    import asyncio
+    """A fresh database of `backend` for one test, migrated (`schema` is a migrations
+    folder) or with the tables of a MetaData created; yields its URL. PostgreSQL gets a
+    throwaway database on the server at BAZAAR_TEST_POSTGRES_URL."""
 
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{folder / f'{name}.db'}"
-        await asyncio.to_thread(migrate, migrations_dir, url)
+        await _create_schema(schema, url)
         yield url
         return
     import asyncpg
@@ -175,11 +176,25 @@ async def provisioned_database(
     try:
         await server.execute(f'CREATE DATABASE "{database}"')
         url = admin.set(database=database).render_as_string(hide_password=False)
-        await asyncio.to_thread(migrate, migrations_dir, url)
+        await _create_schema(schema, url)
         yield url
     finally:
         await server.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await server.close()
+
+
+async def _create_schema(schema: Path | MetaData, url: str) -> None:
+    import asyncio
+
+    if isinstance(schema, Path):
+        await asyncio.to_thread(migrate, schema, url)
+        return
+    database = Database(url)
+    try:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(schema.create_all)
+    finally:
+        await database.dispose()
 
 
 def require_program(path: str, what: str, package: str) -> str:
