@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bazaar.platform.db import Database
 from bazaar.services.cart import domain
-from bazaar.services.cart.domain import Cart, PricedCart
+from bazaar.services.cart.domain import Cart, PricedCart, Quote
 from bazaar.services.cart.pricing import Pricing
 from bazaar.services.cart.store import CartRepository, StaleCart
 
@@ -30,10 +30,11 @@ async def add_item(
     db: Database, pricing: Pricing, user_id: str, product_id: str, qty: int
 ) -> PricedCart:
     # Ask the catalog first, outside the transaction: no lock is held while we wait.
-    if product_id not in await pricing.quote([product_id]):
+    quoted = await pricing.quote([product_id])
+    if product_id not in quoted:
         raise domain.UnknownProduct(f"no such product: {product_id}")
     cart = await _change(db, user_id, lambda c: c.add(product_id, qty))
-    return await _priced(pricing, cart)
+    return await _priced(pricing, cart, quoted)
 
 
 async def set_quantity(
@@ -73,6 +74,12 @@ async def _change(db: Database, user_id: str, change: Callable[[Cart], None]) ->
     raise AssertionError("unreachable")
 
 
-async def _priced(pricing: Pricing, cart: Cart) -> PricedCart:
-    quotes = await pricing.quote(cart.lines) if cart.lines else {}
+async def _priced(
+    pricing: Pricing, cart: Cart, quoted: Mapping[str, Quote] | None = None
+) -> PricedCart:
+    """The cart at the catalog's prices; quotes just `quoted` are not asked for again."""
+    quotes = dict(quoted or {})
+    unquoted = [product_id for product_id in cart.lines if product_id not in quotes]
+    if unquoted:
+        quotes.update(await pricing.quote(unquoted))
     return domain.price(cart, quotes)

@@ -89,7 +89,14 @@ async def test_names_and_prices_come_from_the_catalog_over_the_bus(
         ("Mug", 900),
     ]
     assert answer.json()["total_cents"] == 5900
-    assert {"product_ids": ["mug", "teapot"]} in responder.requests
+    # An added product is priced with the quote that checked it exists: asked once.
+    assert responder.requests == [
+        {"product_ids": ["teapot"]},
+        {"product_ids": ["mug"]},
+        {"product_ids": ["teapot"]},  # the rest of the cart
+    ]
+    assert (await client.get("/api/cart", headers=alice)).json()["total_cents"] == 5900
+    assert responder.requests[-1] == {"product_ids": ["mug", "teapot"]}
 
 
 async def test_a_product_the_catalog_reports_missing_is_404(
