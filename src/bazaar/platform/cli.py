@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,7 +61,51 @@ def run_service_cli(
 def prepare(settings: ServiceSettings, migrations_dir: Path | None, seed: Seeder | None) -> None:
     """What the embedded runner asks a service to do before it serves: one process instead
     of three per service makes `bazaar up` start in half the time."""
-    if migrations_dir and settings.migrate_on_start:
-        migrate(migrations_dir, settings.database_url)
-    if seed and settings.seed_file:
-        print(asyncio.run(seed(settings, settings.seed_file)), flush=True)
+    migrating = bool(migrations_dir and settings.migrate_on_start)
+    seeding = bool(seed and settings.seed_file)
+    if not (migrating or seeding):
+        return
+
+    def work() -> None:
+        if migrations_dir and migrating:
+            migrate(migrations_dir, settings.database_url)
+        if seed and settings.seed_file:
+            print(asyncio.run(seed(settings, settings.seed_file)), flush=True)
+
+    in_child_process(work)
+
+
+def in_child_process(work: Callable[[], None]) -> None:
+    """Run `work` in a forked child and wait for it, so that what it loads (Alembic and
+    its templates, the seed data: ~10 MB) never stays in the serving process's memory.
+    A failure exits this process as it would have: the same output, the same status.
+    Without fork (Windows) the work runs here."""
+    if not hasattr(os, "fork"):
+        work()
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os._exit(_exit_status_of(work))
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code != 0:
+        raise SystemExit(code)
+
+
+def _exit_status_of(work: Callable[[], None]) -> int:
+    code = 0
+    try:
+        work()
+    except SystemExit as exc:
+        if isinstance(exc.code, int):
+            code = exc.code
+        elif exc.code is not None:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code

@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command, context
-from alembic.config import Config
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
 from bazaar.platform import messaging_tables
 from bazaar.platform.db import create_engine
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported where it is used: a serving process that migrated in a child (see
+# cli.prepare) never loads it.
+
 
 def alembic_config(migrations_dir: Path, url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -28,12 +35,16 @@ def alembic_config(migrations_dir: Path, url: str) -> Config:
 
 def migrate(migrations_dir: Path, url: str, revision: str = "head") -> None:
     """Upgrade the database at `url` to `revision` (blocking; run it before serving)."""
+    from alembic import command
+
     command.upgrade(alembic_config(migrations_dir, url), revision)
 
 
 def run_alembic_env(metadata: MetaData, *, messaging: bool = True) -> None:
     """The body of every service's `migrations/env.py`. `messaging` adds the outbox and
     inbox tables, which every service that publishes or consumes events needs."""
+    from alembic import context
+
     targets = [metadata, messaging_tables.metadata] if messaging else [metadata]
     url = context.config.get_main_option("sqlalchemy.url")
     assert url, "sqlalchemy.url is set by alembic_config()"
