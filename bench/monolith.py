@@ -3,11 +3,11 @@
 The same work as Bazaar's checkout saga — read the cart, price the lines, take the stock,
 charge, confirm the order, write the outbox rows, empty the cart — written plainly, in
 one process and one database transaction per order, with the same libraries (SQLAlchemy
-async + aiosqlite, the same pragmas through `bazaar.platform.db.Database`, the platform's
-outbox). It has its own small schema and imports no service code: it is a yardstick.
+async, SQLite through `bazaar.platform.db.Database` with its pragmas and driver, the
+platform's outbox, the services' event loop). It has its own small schema and imports no
+service code: it is a yardstick.
 
-SQLite has one writer. With the services' `Database` defaults, concurrent writers queue in
-SQLite's busy handler, which sleeps between tries, so the monolith goes fastest placing
+SQLite has one writer: concurrent orders queue for it, so the monolith goes as fast placing
 one order at a time (`--concurrency 1`, the default); more is there to see that effect.
 
     python -m bench.monolith --orders 2000     # prints one JSON line
@@ -40,6 +40,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bazaar.platform import serving
+from bazaar.platform.config import ServiceSettings
 from bazaar.platform.db import Database, UtcDateTime
 from bazaar.platform.events import new_event
 from bazaar.platform.messaging_tables import outbox
@@ -240,8 +242,9 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()
+    settings = ServiceSettings()  # the services' defaults: their event loop
     with tempfile.TemporaryDirectory(prefix="bazaar-monolith-") as folder:
-        result = asyncio.run(run(Path(folder), args.orders, args.concurrency))
+        result = serving.run(run(Path(folder), args.orders, args.concurrency), settings)
     print(json.dumps(result))
 
 
