@@ -85,7 +85,9 @@ async def checkout(
     state = request.app.state
     command = handlers.Checkout(user.user_id, user.email, key)
     try:
-        order = await handlers.checkout(db, state.carts, state.pricing, command)
+        order = await handlers.checkout(
+            db, state.carts, state.pricing, command, state.saga_runner.starting
+        )
     except domain.UnknownProducts as exc:
         raise Problem(422, str(exc), product_ids=exc.product_ids) from exc
     except domain.CheckoutRejected as exc:
@@ -96,8 +98,7 @@ async def checkout(
         raise Problem(
             503, f"checkout is unavailable right now: {exc}", headers={"Retry-After": "2"}
         ) from exc
-    state.relay.wake()
-    state.saga_runner.wake()
+    state.relay.wake()  # order.created goes out now (the saga has started by itself)
     return CheckoutAccepted(order_id=order.id, status=order.status)
 
 

@@ -263,6 +263,33 @@ def advance(
     raise ValueError(f"order {order.id} has no step to advance ({step})")
 
 
+def needs_recording(before: Order, after: Order, now: datetime) -> bool:
+    """Whether the transition from `before` to `after` must be written before the saga
+    goes on (it always is once the saga stops or waits).
+
+    Moving forward to a step that is due now need not be: should the process die before
+    the next write, the runner that resumes the order redoes the steps from the last one
+    written, and redoing them is harmless: Reserve answers its first outcome again, and a
+    charge keyed by the order id is never taken twice (nothing cancels it before a
+    compensation step, which is written). Everything else is written at once: an order
+    that waits (its retry time and payment deadline), that becomes final (with its event),
+    or that starts compensating (after a refund, a charge would not answer as before).
+    """
+    due = after.saga.next_attempt_at
+    moves_forward_now = (
+        after.status is OrderStatus.PENDING
+        and after.saga.step in _FORWARD_STEPS
+        and after.saga.step is not before.saga.step
+        and due is not None
+        and due <= now
+    )
+    return not moves_forward_now
+
+
+# The steps reached only when the step before them is done (RESERVE -> CHARGE -> CONFIRM).
+_FORWARD_STEPS = frozenset({Step.CHARGE, Step.CONFIRM})
+
+
 def _after_unavailable(order: Order, now: datetime, policy: SagaPolicy, jitter: float) -> Order:
     saga = order.saga
     deadline = saga.deadline

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,8 +28,24 @@ class Checkout:
     idempotency_key: str | None = None
 
 
-async def checkout(db: Database, carts: Carts, pricing: Pricing, command: Checkout) -> Order:
-    """Turn the user's cart into a pending order and its `order.created` event.
+# Leases a new order to a saga runner while it is inserted (see `SagaRunner.starting`):
+# yields the lease to insert it with, or None to leave the order for a claim.
+SagaStart = Callable[[Order], AbstractContextManager[datetime | None]]
+
+
+def _no_saga_runner(order: Order) -> AbstractContextManager[datetime | None]:
+    return nullcontext(None)
+
+
+async def checkout(
+    db: Database,
+    carts: Carts,
+    pricing: Pricing,
+    command: Checkout,
+    start_saga: SagaStart = _no_saga_runner,
+) -> Order:
+    """Turn the user's cart into a pending order and its `order.created` event; with
+    `start_saga`, its saga starts at once.
 
     With an idempotency key, a repeated checkout answers the order the first one made
     (the cart may be empty by then: the cart service empties it on `order.created`).
@@ -52,9 +69,11 @@ async def checkout(db: Database, carts: Carts, pricing: Pricing, command: Checko
     )
     event_type, data = domain.created_event(order)
     try:
-        async with db.transaction() as session:
-            await OrderRepository(session).add(order, command.idempotency_key)
-            await add_to_outbox(session, new_event(event_type, "order", data, order.id))
+        with start_saga(order) as lease_until:
+            async with db.transaction() as session:
+                repository = OrderRepository(session)
+                await repository.add(order, command.idempotency_key, lease_until=lease_until)
+                await add_to_outbox(session, new_event(event_type, "order", data, order.id))
     except IntegrityError:
         # A concurrent checkout with the same key committed first: the unique constraint
         # on (user_id, idempotency_key) refused this one, which changed nothing. Answer

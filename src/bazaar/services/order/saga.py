@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from bazaar.platform import metrics
@@ -84,8 +85,10 @@ class SagaRunner:
 
     It leases due orders (so that replicas never work on the same one), runs each in its
     own task (at most `concurrency` at once) through every step that is due at once, and
-    writes each transition together with its event. `wake()` after a checkout starts the
-    new saga without waiting for the next poll. Start-up picks up whatever was left.
+    writes each transition that must be durable together with its event (see
+    `domain.needs_recording`). A new order is inserted already leased to this runner
+    (`starting`), so that its saga starts at once, from memory, without a claim. Start-up
+    picks up whatever was left.
     """
 
     def __init__(
@@ -116,6 +119,9 @@ class SagaRunner:
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._held: dict[str, int] = {}  # order id -> the version our lease wrote
+        self._running = False
+        # Orders may be due that found no free slot: look again as soon as one frees up.
+        self._more_due = False
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -126,9 +132,11 @@ class SagaRunner:
                 taken = await OrderRepository(session).release_all_leases()
             if taken:
                 log.info("resuming interrupted sagas", orders=taken)
+        self._running = True
         self._loop_task = asyncio.create_task(self._run(), name="saga-runner")
 
     async def stop(self) -> None:
+        self._running = False
         if self._loop_task is not None:  # first: no new saga starts while the rest stop
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
@@ -144,6 +152,27 @@ class SagaRunner:
                     await OrderRepository(session).release_leases(held)
             except Exception as exc:  # they run out by themselves
                 log.warning("could not give saga leases back", error=str(exc))
+
+    @contextlib.contextmanager
+    def starting(self, order: Order) -> Iterator[datetime | None]:
+        """Lease a new order to this runner while the caller inserts it: yields the lease
+        to insert it with (at its version), or None when every slot is taken (the order is
+        then claimed once one frees up). Once the block has inserted it, its saga starts at
+        once from `order` as it is: no claim, no read. Should the process die first, the
+        lease runs out (or is taken over at start-up) like any other."""
+        if not self._running or len(self._held) >= self._concurrency:
+            self._more_due = True
+            yield None
+            return
+        self._held[order.id] = order.version
+        lease_until = self._clock() + self._lease
+        try:
+            yield lease_until
+        except BaseException:
+            self._held.pop(order.id, None)
+            raise
+        if self._held.get(order.id) == order.version:  # not stopped meanwhile
+            self._spawn(order.id, functools.partial(self._run_steps, order, lease_until))
 
     async def _run(self) -> None:
         while True:
@@ -161,57 +190,80 @@ class SagaRunner:
     async def _claim_due(self) -> None:
         free = self._concurrency - len(self._held)
         if free <= 0:
+            self._more_due = True
             return
         now = self._clock()
+        lease_until = now + self._lease
         async with self._db.transaction() as session:
             claims = await OrderRepository(session).claim_due(
-                now, now + self._lease, free, exclude=self._held.keys()
+                now, lease_until, free, exclude=self._held.keys()
             )
+        self._more_due = len(claims) == free  # a full batch: there may be more
         for order_id, version in claims:
             self._held[order_id] = version
-            task = asyncio.create_task(self._drive(order_id), name=f"saga-{order_id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._finished)
+            self._spawn(order_id, functools.partial(self._resume, order_id, version, lease_until))
+
+    def _spawn(self, order_id: str, saga: Callable[[], Awaitable[None]]) -> None:
+        task = asyncio.create_task(self._drive(order_id, saga), name=f"saga-{order_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self.wake()  # a slot is free, and more orders may be due
+        if self._more_due:
+            self.wake()  # a slot is free for an order that found none
 
-    async def _drive(self, order_id: str) -> None:
+    async def _drive(self, order_id: str, saga: Callable[[], Awaitable[None]]) -> None:
         try:
-            await self._run_due_steps(order_id)
+            await saga()
         except asyncio.CancelledError:
             raise  # stopping: stop() gives the lease back
         except Exception:
             log.exception("saga interrupted; retried when its lease runs out", order_id=order_id)
         self._held.pop(order_id, None)
 
-    async def _run_due_steps(self, order_id: str) -> None:
-        """Perform the order's steps one after the other while the next one is due now."""
+    async def _resume(self, order_id: str, version: int, lease_until: datetime) -> None:
+        """Run a claimed order from where its last write left it."""
+        async with self._db.reading() as session:  # the writes check the version
+            order = await OrderRepository(session).get(order_id)
+        if order is None or order.is_final or order.version != version:
+            return
+        await self._run_steps(order, lease_until)
+
+    async def _run_steps(self, order: Order, lease_until: datetime) -> None:
+        """Perform the order's steps one after the other while the next one is due now,
+        writing a transition only when `domain.needs_recording` says so, or when the lease
+        is half spent (the write renews it). Between writes the order stays in memory: we
+        hold its lease and know its version, so a re-read could tell us nothing new."""
+        taken: list[str] = []  # the steps performed since the last write, for the log
         while True:
-            async with self._db.reading() as session:  # the write below checks the version
-                order = await OrderRepository(session).get(order_id)
-            if order is None or order.is_final or order.version != self._held.get(order_id):
-                return
             outcome = await self._steps.perform(order)
+            metrics.saga_steps.labels(order.saga.step.value, outcome.value).inc()
+            taken.append(f"{order.saga.step.value}:{outcome.value}")
             now = self._clock()
             after = domain.advance(order, outcome, now, self._policy, jitter=random.random())
+            if (
+                not domain.needs_recording(order, after, now)
+                and lease_until - now > self._lease / 2
+            ):
+                order = after
+                continue
             due = after.saga.next_attempt_at
             goes_on = not after.is_final and due is not None and due <= now
-            saved = await self._record(
-                order, after, outcome, now + self._lease if goes_on else None
-            )
+            lease_until = now + self._lease
+            saved = await self._record(order, after, lease_until if goes_on else None, taken)
             if saved is None:
                 log.warning(
-                    "saga step lost a race; another runner has the order", order_id=order_id
+                    "saga step lost a race; another runner has the order", order_id=order.id
                 )
                 return
-            self._held[order_id] = saved.version
+            self._held[order.id] = saved.version
             if not goes_on:
                 return
+            order, taken = saved, []
 
     async def _record(
-        self, before: Order, after: Order, outcome: Outcome, lease_until: datetime | None
+        self, before: Order, after: Order, lease_until: datetime | None, taken: list[str]
     ) -> Order | None:
         """The transition and its event, in one transaction."""
         change = domain.event_of_change(before, after)
@@ -222,12 +274,10 @@ class SagaRunner:
             if change:
                 event_type, data = change
                 await add_to_outbox(session, new_event(event_type, "order", data, after.id))
-        metrics.saga_steps.labels(before.saga.step.value, outcome.value).inc()
         log.info(
-            "saga step",
+            "saga steps",
             order_id=after.id,
-            step=before.saga.step.value,
-            outcome=outcome.value,
+            steps=taken,
             next_step=after.saga.step.value,
             status=after.status.value,
         )

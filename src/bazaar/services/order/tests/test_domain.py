@@ -166,6 +166,29 @@ def test_compensations_cannot_be_refused(step: Step) -> None:
         domain.advance(order, Outcome.REFUSED, LATER, POLICY)
 
 
+# --- which transitions are written before the saga goes on ---------------------------
+
+
+def written(order: Order, outcome: Outcome) -> bool:
+    return domain.needs_recording(order, domain.advance(order, outcome, LATER, POLICY), LATER)
+
+
+def test_moving_forward_at_once_is_not_written() -> None:
+    assert not written(an_order(), Outcome.DONE)  # reserved: charge now
+    assert not written(at_step(Step.CHARGE, deadline=LATER), Outcome.DONE)  # captured: confirm
+
+
+def test_final_waiting_and_compensating_transitions_are_written() -> None:
+    assert written(at_step(Step.CONFIRM), Outcome.DONE)  # paid, with its event
+    assert written(an_order(), Outcome.REFUSED)  # cancelled
+    assert written(an_order(), Outcome.UNAVAILABLE)  # waits for the retry
+    assert written(at_step(Step.CHARGE, deadline=LATER + timedelta(1)), Outcome.UNAVAILABLE)
+    assert written(at_step(Step.CHARGE, deadline=LATER), Outcome.REFUSED)  # to release
+    assert written(at_step(Step.CONFIRM), Outcome.REFUSED)  # to refund
+    refunding = at_step(Step.REFUND, reason=CancelReason.OUT_OF_STOCK)
+    assert written(refunding, Outcome.DONE)  # to release
+
+
 # --- unavailable neighbours -------------------------------------------------------------
 
 
