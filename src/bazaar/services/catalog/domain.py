@@ -163,11 +163,6 @@ class StockLevel:
     version: int
 
 
-def supersedes(incoming: StockLevel, current: StockLevel | None) -> bool:
-    """Stock events arrive late, twice or out of order: only a newer version counts."""
-    return current is None or incoming.version > current.version
-
-
 @dataclass(frozen=True)
 class Quote:
     product_id: str

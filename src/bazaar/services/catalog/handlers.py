@@ -97,9 +97,7 @@ async def record_stock(inbox: Inbox, event: Envelope, level: StockLevel) -> bool
     """Apply one `stock.changed` at most once; a stale version changes nothing."""
 
     async def apply(session: AsyncSession, _: Envelope) -> None:
-        repository = CatalogRepository(session)
-        if domain.supersedes(level, await repository.stock(level.product_id)):
-            await repository.save_stock_if_newer(level)
+        await CatalogRepository(session).save_stock_if_newer(level)
 
     return await inbox.handle_once(event, apply)
 

@@ -8,7 +8,6 @@ from bazaar.services.catalog.domain import (
     PageRequest,
     ProductChanges,
     Quote,
-    StockLevel,
 )
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -77,14 +76,6 @@ def test_a_page_request_knows_its_offset_and_bounds() -> None:
     for page, size in [(0, 20), (1, 0), (1, domain.MAX_PAGE_SIZE + 1)]:
         with pytest.raises(ValueError):
             PageRequest(page, size)
-
-
-def test_only_a_newer_stock_version_supersedes() -> None:
-    known = StockLevel("p", available=5, version=3)
-    assert domain.supersedes(StockLevel("p", 9, 4), known)
-    assert not domain.supersedes(StockLevel("p", 9, 3), known)
-    assert not domain.supersedes(StockLevel("p", 9, 2), known)
-    assert domain.supersedes(StockLevel("p", 0, 1), None)
 
 
 def test_a_quote_follows_the_request_order_once_per_id_and_names_the_missing() -> None:
