@@ -17,7 +17,7 @@ from bazaar.platform.events import new_event
 from bazaar.platform.outbox import add_to_outbox
 from bazaar.services.order import domain
 from bazaar.services.order.domain import Order
-from bazaar.services.order.ports import Carts, Pricing
+from bazaar.services.order.ports import Carts, NeighbourUnavailable, Pricing, PricingRefused
 from bazaar.services.order.store import OrderRepository
 
 
@@ -47,26 +47,21 @@ async def checkout(
     """Turn the user's cart into a pending order and its `order.created` event; with
     `start_saga`, its saga starts at once.
 
-    With an idempotency key, a repeated checkout answers the order the first one made
-    (the cart may be empty by then: the cart service empties it on `order.created`).
+    With an idempotency key, a repeated checkout answers the order the first one made.
+    The key is looked up only when a new order cannot be made (a repeat finds the cart
+    emptied by the first, which the cart service does on `order.created`) or when the
+    unique key refuses it (the cart was not emptied yet): a first checkout, which is
+    nearly every one, spends no read on it.
     Raises `domain.CheckoutRejected` for a cart that cannot be ordered, and the ports'
     `NeighbourUnavailable` / `PricingRefused` when the cart or the prices cannot be read.
     """
-    if command.idempotency_key:
-        earlier = await _by_key(db, command.user_id, command.idempotency_key)
-        if earlier:
-            return earlier
-    lines = domain.merge_lines(await carts.lines(command.user_id))
-    domain.check_lines(lines)
-    quotes = await pricing.quote([line.product_id for line in lines])
-    order = domain.place_order(
-        str(uuid.uuid4()),
-        command.user_id,
-        command.email,
-        lines,
-        quotes.by_product,
-        datetime.now(UTC),
-    )
+    try:
+        order = await _new_order(carts, pricing, command)
+    except (domain.CheckoutRejected, NeighbourUnavailable, PricingRefused):
+        earlier = await _by_key(db, command)
+        if earlier is None:
+            raise
+        return earlier
     event_type, data = domain.created_event(order)
     try:
         with start_saga(order) as lease_until:
@@ -75,21 +70,38 @@ async def checkout(
                 await repository.add(order, command.idempotency_key, lease_until=lease_until)
                 await add_to_outbox(session, new_event(event_type, "order", data, order.id))
     except IntegrityError:
-        # A concurrent checkout with the same key committed first: the unique constraint
-        # on (user_id, idempotency_key) refused this one, which changed nothing. Answer
-        # the winner's order.
-        if not command.idempotency_key:
+        # An earlier checkout with the same key committed first: the unique constraint on
+        # (user_id, idempotency_key) refused this one, which changed nothing. Answer the
+        # earlier order.
+        earlier = await _by_key(db, command)
+        if earlier is None:
             raise
-        winner = await _by_key(db, command.user_id, command.idempotency_key)
-        if winner is None:
-            raise
-        return winner
+        return earlier
     return order
 
 
-async def _by_key(db: Database, user_id: str, key: str) -> Order | None:
+async def _new_order(carts: Carts, pricing: Pricing, command: Checkout) -> Order:
+    """The order the user's cart makes at today's prices (not stored yet)."""
+    lines = domain.merge_lines(await carts.lines(command.user_id))
+    domain.check_lines(lines)
+    quotes = await pricing.quote([line.product_id for line in lines])
+    return domain.place_order(
+        str(uuid.uuid4()),
+        command.user_id,
+        command.email,
+        lines,
+        quotes.by_product,
+        datetime.now(UTC),
+    )
+
+
+async def _by_key(db: Database, command: Checkout) -> Order | None:
+    """The order an earlier checkout with the command's idempotency key made."""
+    if not command.idempotency_key:
+        return None
     async with db.reading() as session:
-        return await OrderRepository(session).by_idempotency_key(user_id, key)
+        repository = OrderRepository(session)
+        return await repository.by_idempotency_key(command.user_id, command.idempotency_key)
 
 
 async def find(db: Database, user_id: str, order_id: str) -> Order | None:

@@ -100,6 +100,27 @@ async def test_the_same_idempotency_key_gives_the_same_order(shop: Shop) -> None
     assert other.json()["order_id"] != first.json()["order_id"]
 
 
+async def test_a_repeated_key_gives_the_same_order_whatever_the_cart_and_neighbours(
+    shop: Shop,
+) -> None:
+    shop.neighbours.carts.put("ann", ("p-tea", 1))
+    first = (await shop.checkout("ann", key="k-1")).json()["order_id"]
+    # The cart not emptied yet, the cart or the catalog down, a product gone from the
+    # catalog: none of them makes a repeat fail or order again.
+    again = [await shop.checkout("ann", key="k-1")]
+    shop.neighbours.carts.down = True
+    again.append(await shop.checkout("ann", key="k-1"))
+    shop.neighbours.carts.down, shop.neighbours.pricing.down = False, True
+    again.append(await shop.checkout("ann", key="k-1"))
+    shop.neighbours.pricing.down = False
+    del shop.neighbours.pricing.catalog["p-tea"]
+    again.append(await shop.checkout("ann", key="k-1"))
+    assert [(a.status_code, a.json()["order_id"]) for a in again] == [(201, first)] * 4
+    assert await count_orders(shop) == 1
+    await shop.final(first)
+    assert await shop.events(first) == ["order.created", "order.paid"]
+
+
 async def test_concurrent_checkouts_with_one_key_make_one_order(shop: Shop) -> None:
     shop.neighbours.carts.put("ann", ("p-mug", 1))
     answers = await asyncio.gather(*(shop.checkout("ann", key="k-race") for _ in range(8)))
