@@ -1,7 +1,11 @@
 """The event bus: events out of the outbox, events into consumers, and request/reply.
 
-FastStream is the client layer. Services talk to `Bus`, never to a broker's API, so the
-broker is a matter of `BAZAAR_BROKER_URL`. NATS JetStream is the embedded default.
+Services talk to `Bus`, never to a broker's API. NATS JetStream is the broker. FastStream
+makes the connection and gives tests its in-memory broker (`TestNatsBroker(bus.broker)`);
+once connected to a real server, the bus publishes, consumes and answers through nats-py
+directly: FastStream's per-message pipeline (middlewares, dependency injection, a thread
+hop to look up the message) cost more CPU than the work itself. Both paths share the rules
+below, so tests on the in-memory broker check what runs in production.
 
 Consumers get at-least-once delivery. A message that cannot be parsed, or whose handler
 keeps failing, is moved to a dead-letter subject with its error, and the consumer goes on.
@@ -10,16 +14,23 @@ keeps failing, is moved to a dead-letter subject with its error, and the consume
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from faststream import AckPolicy
 from faststream.message import StreamMessage
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError, NotJSMessageError
+from nats.js import JetStreamContext, api
+from nats.js.errors import BadRequestError
+from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from bazaar.platform import metrics
@@ -39,6 +50,12 @@ log = get_logger(__name__)
 # A dead letter keeps at most this much of the event's body (the broker's default payload
 # limit is 1 MiB, headers included).
 DEADLETTER_MAX_BODY = 512 * 1024
+PUBLISH_TIMEOUT = 5.0
+# A consumer fetches up to this many events at once and handles them concurrently.
+FETCH_BATCH = 20
+FETCH_SECONDS = 2.0
+# JetStream's answer when a stream exists with another configuration (an older release's).
+STREAM_NAME_IN_USE = 10058
 
 EventHandler = Callable[[Envelope], Awaitable[None]]
 RequestHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -60,6 +77,15 @@ class PermanentError(Exception):
 
 class BadRequest(Exception):
     """Raised by a request handler for input it refuses; the caller gets `bad_request`."""
+
+
+class PublishIncomplete(Exception):
+    """`publish_events` failed part-way: the first `acknowledged` events are stored, the
+    rest may or may not be. The cause is the first failure."""
+
+    def __init__(self, acknowledged: int) -> None:
+        super().__init__(f"only the first {acknowledged} events were acknowledged")
+        self.acknowledged = acknowledged
 
 
 def make_broker(url: str) -> NatsBroker:
@@ -87,6 +113,35 @@ def retry_delay(attempt: int) -> float:
     return min(0.2 * 2 ** min(attempt, 20), RETRY_MAX_DELAY)
 
 
+@dataclass
+class _Consumer:
+    """One `on_event` registration, with its metric series looked up once, not per event."""
+
+    event_type: str
+    name: str
+    handler: EventHandler
+    latency: Histogram
+    outcomes: dict[str, Counter]
+
+    @property
+    def subject(self) -> str:
+        return event_subject(self.event_type)
+
+    @property
+    def durable(self) -> str:
+        return f"{self.name}-{self.event_type}".replace(".", "-")
+
+
+@dataclass
+class _Native:
+    """What the bus holds while connected to a real server."""
+
+    connection: NatsClient
+    js: JetStreamContext
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    subscriptions: list[Subscription] = field(default_factory=list)
+
+
 class Bus:
     def __init__(
         self, url: str, service: str, *, max_deliveries: int = DEFAULT_MAX_DELIVERIES
@@ -98,32 +153,130 @@ class Bus:
         self._deadletters = JStream(
             DEADLETTER_STREAM, subjects=[DEADLETTER_PREFIX + ">"], max_age=30 * 86400
         )
-        # Declaring publishers makes the broker create both streams at start-up.
+        # The in-memory test broker routes publications by these declarations.
         self.broker.publisher(EVENTS_PREFIX + ">", stream=self._events)
         self.broker.publisher(DEADLETTER_PREFIX + ">", stream=self._deadletters)
+        self._consumers: list[_Consumer] = []
+        self._responders: list[tuple[str, RequestHandler]] = []
+        self._native: _Native | None = None
+
+    # --- lifetime ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.broker.start()
-        connection = getattr(self.broker, "_connection", None)
-        if isinstance(connection, NatsClient):  # not under TestNatsBroker
-            # Subscriptions are live on the server once start() returns: no request sent
-            # right after finds "no responders".
-            await connection.flush()
+        connection = await self.broker.connect()
+        if not isinstance(connection, NatsClient):
+            # Under TestNatsBroker: FastStream's in-memory broker delivers to the
+            # subscribers `on_event` and `on_request` declared on it.
+            await self.broker.start()
+            return
+        native = _Native(connection, connection.jetstream())
+        self._native = native
+        await _declare_stream(native.js, self._events.config, EVENTS_PREFIX + ">")
+        await _declare_stream(native.js, self._deadletters.config, DEADLETTER_PREFIX + ">")
+        for consumer in self._consumers:
+            subscription = await native.js.pull_subscribe(
+                consumer.subject,
+                durable=consumer.durable,
+                stream=EVENTS_STREAM,
+                config=api.ConsumerConfig(
+                    durable_name=consumer.durable,
+                    ack_policy=api.AckPolicy.EXPLICIT,
+                    deliver_policy=api.DeliverPolicy.ALL,
+                ),
+            )
+            native.tasks.append(
+                asyncio.create_task(
+                    self._pull(consumer, subscription), name=f"bus-consumer-{consumer.durable}"
+                )
+            )
+        for subject, handler in self._responders:
+            native.subscriptions.append(
+                await connection.subscribe(
+                    subject, queue=f"{self.service}-rpc", cb=self._responder(subject, handler)
+                )
+            )
+        # Subscriptions are live on the server once start() returns: no request sent
+        # right after finds "no responders".
+        await connection.flush()
 
     async def stop(self) -> None:
-        await self.broker.stop()
+        native, self._native = self._native, None
+        if native is not None:
+            for task in native.tasks:
+                task.cancel()
+            for task in native.tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.broker.stop()  # drains the connection: replies in flight still go out
 
     async def ping(self) -> bool:
         return await self.broker.ping(timeout=1.0)
 
+    # --- publishing -------------------------------------------------------------------
+
     async def publish_event(self, event: Envelope) -> None:
-        await self.broker.publish(
-            event.model_dump_json(),
-            event_subject(event.type),
-            headers={"Nats-Msg-Id": event.id, "ce-type": event.type},
-            stream=EVENTS_STREAM,
-            timeout=5.0,
+        """Publish `event` and wait for the broker to store it. Publishing the same
+        event again within two minutes stores nothing (JetStream's `Nats-Msg-Id`)."""
+        await self._publish(
+            event_subject(event.type), event.model_dump_json(), _event_headers(event), EVENTS_STREAM
         )
+
+    async def publish_events(self, events: Sequence[Envelope]) -> None:
+        """Publish `events` in order without waiting for each acknowledgement before
+        sending the next: one round trip for the lot instead of one per event.
+
+        Returns once every one is stored; otherwise raises `PublishIncomplete`, which
+        says how many leading events are known to be stored.
+        """
+        if self._native is None:
+            await self._publish_one_by_one(events)
+            return
+        js = self._native.js
+        pending: list[asyncio.Future[Any]] = []
+        try:
+            # Sent in order by awaiting each send; only the acknowledgements overlap.
+            for event in events:
+                pending.append(
+                    await js.publish_async(
+                        event_subject(event.type),
+                        event.model_dump_json().encode(),
+                        stream=EVENTS_STREAM,
+                        headers=_event_headers(event),
+                    )
+                )
+            if pending:
+                async with asyncio.timeout(PUBLISH_TIMEOUT):
+                    await asyncio.wait(pending)
+        except Exception as exc:
+            raise PublishIncomplete(_leading_successes(pending)) from exc
+        finally:
+            for future in pending:
+                future.cancel()  # an acknowledgement that never came frees its slot
+        acknowledged = _leading_successes(pending)
+        if acknowledged < len(events):
+            raise PublishIncomplete(acknowledged) from pending[acknowledged].exception()
+
+    async def _publish_one_by_one(self, events: Sequence[Envelope]) -> None:
+        for done, event in enumerate(events):
+            try:
+                await self.publish_event(event)
+            except Exception as exc:
+                raise PublishIncomplete(done) from exc
+
+    async def _publish(
+        self, subject: str, body: str | bytes, headers: dict[str, str], stream: str
+    ) -> None:
+        if self._native is not None:
+            payload = body.encode() if isinstance(body, str) else body
+            await self._native.js.publish(
+                subject, payload, timeout=PUBLISH_TIMEOUT, stream=stream, headers=headers
+            )
+        else:  # the in-memory broker hands text to its handlers as text, bytes as bytes
+            await self.broker.publish(
+                body, subject, headers=headers, stream=stream, timeout=PUBLISH_TIMEOUT
+            )
+
+    # --- consuming --------------------------------------------------------------------
 
     def on_event(self, event_type: str, consumer: str, handler: EventHandler) -> None:
         """Deliver every `event_type` event to `handler`, at least once, across restarts.
@@ -131,84 +284,123 @@ class Bus:
         `consumer` names the durable subscription: replicas of one service share it, so
         each event is handled by one of them. Events of a fetched batch are handled
         concurrently, so handlers must not rely on delivery order (events carry versions).
+        Call it before `start()`.
         """
         subject = event_subject(event_type)
-        durable = f"{consumer}-{event_type}".replace(".", "-")
+        registration = _Consumer(
+            event_type,
+            consumer,
+            handler,
+            latency=metrics.message_latency.labels(self.service, subject),
+            outcomes={
+                outcome: metrics.messages_handled.labels(self.service, subject, outcome)
+                for outcome in ("ok", "retry", "dead_letter")
+            },
+        )
+        self._consumers.append(registration)
 
-        async def receive(msg: NatsMessage) -> None:
-            with metrics.message_latency.labels(self.service, subject).time():
-                try:
-                    outcome = await self._deliver(msg, event_type, consumer, handler)
-                except Exception as exc:  # the dead-letter could not be published (broker)
-                    log.warning("event not settled", error=f"{type(exc).__name__}: {exc}")
-                    await msg.nack(delay=5.0)
-                    outcome = "retry"
-            metrics.messages_handled.labels(self.service, subject, outcome).inc()
+        async def receive_in_memory(msg: NatsMessage) -> None:
+            await self._receive(registration, msg.raw_message)
 
         self.broker.subscriber(
             subject,
             stream=self._events,
-            durable=durable,
-            pull_sub=PullSub(batch_size=20, timeout=2.0),
+            durable=registration.durable,
+            pull_sub=PullSub(batch_size=FETCH_BATCH, timeout=FETCH_SECONDS),
             ack_policy=AckPolicy.MANUAL,
-            # The body reaches `_deliver` as bytes: FastStream's own JSON decoding would
-            # raise on some bodies (nested too deep, or not what their content-type says)
-            # before any handler runs, and the message would come back forever.
+            # The body stays bytes: FastStream's own JSON decoding would raise on some
+            # bodies (nested too deep, or not what their content-type says) before any
+            # handler runs, and the message would come back forever.
             decoder=_raw_body,
-        )(receive)
+        )(receive_in_memory)
 
-    async def _deliver(
-        self, msg: NatsMessage, event_type: str, consumer: str, handler: EventHandler
-    ) -> str:
+    async def _pull(
+        self, consumer: _Consumer, subscription: JetStreamContext.PullSubscription
+    ) -> None:
+        while True:
+            try:
+                messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_SECONDS)
+            except TimeoutError:
+                continue  # nothing new
+            except Exception as exc:  # broker restarting: nats-py reconnects meanwhile
+                log.warning("event fetch failed", consumer=consumer.durable, error=repr(exc))
+                await asyncio.sleep(1.0)
+                continue
+            if len(messages) == 1:
+                await self._receive(consumer, messages[0])
+            else:
+                await asyncio.gather(*(self._receive(consumer, m) for m in messages))
+
+    async def _receive(self, consumer: _Consumer, msg: Msg) -> None:
+        started = time.perf_counter()
         try:
-            event = Envelope.model_validate_json(msg.body)
+            outcome = await self._settle(consumer, msg)
+        except Exception as exc:  # the dead letter could not be published (broker)
+            log.warning("event not settled", error=f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(Exception):  # unacknowledged, it comes back anyway
+                await msg.nak(delay=5.0)
+            outcome = "retry"
+        consumer.latency.observe(time.perf_counter() - started)
+        consumer.outcomes[outcome].inc()
+
+    async def _settle(self, consumer: _Consumer, msg: Msg) -> str:
+        try:
+            event = Envelope.model_validate_json(msg.data)
         except ValidationError as exc:
-            await self._dead_letter(msg, consumer, event_type, f"unparseable event: {exc}")
+            await self._dead_letter(msg, consumer, f"unparseable event: {exc}")
             return "dead_letter"
         try:
-            await handler(event)
+            await consumer.handler(event)
         except (PermanentError, ValidationError) as exc:  # bad data stays bad: no retry
-            await self._dead_letter(msg, consumer, event_type, f"{type(exc).__name__}: {exc}")
+            await self._dead_letter(msg, consumer, f"{type(exc).__name__}: {exc}")
             return "dead_letter"
         except Exception as exc:
             attempt = _delivery_count(msg)
             if attempt >= self.max_deliveries:
-                await self._dead_letter(msg, consumer, event_type, f"{type(exc).__name__}: {exc}")
+                await self._dead_letter(msg, consumer, f"{type(exc).__name__}: {exc}")
                 return "dead_letter"
             log.warning("event handler failed", event_id=event.id, attempt=attempt, error=str(exc))
-            await msg.nack(delay=retry_delay(attempt))
+            await msg.nak(delay=retry_delay(attempt))
             return "retry"
         await msg.ack()
         return "ok"
 
-    async def _dead_letter(
-        self, msg: NatsMessage, consumer: str, event_type: str, error: str
-    ) -> None:
-        log.error("event dead-lettered", consumer=consumer, event_type=event_type, error=error)
-        body, headers = msg.body, {"x-error": error[:1000], "x-consumer": consumer}
+    async def _dead_letter(self, msg: Msg, consumer: _Consumer, error: str) -> None:
+        log.error(
+            "event dead-lettered",
+            consumer=consumer.name,
+            event_type=consumer.event_type,
+            error=error,
+        )
+        body, headers = msg.data, {"x-error": error[:1000], "x-consumer": consumer.name}
         if len(body) > DEADLETTER_MAX_BODY:
             # With its headers it might not fit the broker's payload limit any more.
             body, headers["x-truncated-from"] = body[:DEADLETTER_MAX_BODY], str(len(body))
-        subject = deadletter_subject(consumer, event_type)
-        await self.broker.publish(body, subject, headers=headers, stream=DEADLETTER_STREAM)
+        subject = deadletter_subject(consumer.name, consumer.event_type)
+        await self._publish(subject, body, headers, DEADLETTER_STREAM)
         await msg.ack()
 
+    # --- request/reply ----------------------------------------------------------------
+
     def on_request(self, subject: str, handler: RequestHandler) -> None:
-        """Answer requests on `subject` (one replica answers each); errors become replies."""
+        """Answer requests on `subject` (one replica answers each); errors become replies.
+        Call it before `start()`."""
+        self._responders.append((subject, handler))
 
-        async def answer(msg: NatsMessage) -> dict[str, Any]:
+        async def answer_in_memory(msg: NatsMessage) -> dict[str, Any]:
+            return await _answer(subject, handler, msg.body)
+
+        self.broker.subscriber(subject, queue=f"{self.service}-rpc")(answer_in_memory)
+
+    def _responder(self, subject: str, handler: RequestHandler) -> Callable[[Msg], Awaitable[None]]:
+        async def respond(msg: Msg) -> None:
+            reply = json.dumps(await _answer(subject, handler, msg.data)).encode()
             try:
-                payload = json.loads(msg.body)
-                if not isinstance(payload, dict):
-                    raise BadRequest("the request must be a JSON object")
-                return {"ok": await handler(payload)}
-            except (BadRequest, ValueError, ValidationError) as exc:
-                return {"error": {"code": "bad_request", "detail": str(exc)[:500]}}
-            except Exception as exc:
-                log.exception("request handler failed", subject=subject)
-                return {"error": {"code": "internal", "detail": type(exc).__name__}}
+                await msg.respond(reply)
+            except Exception as exc:  # the connection went: the caller times out
+                log.warning("reply not sent", subject=subject, error=repr(exc))
 
-        self.broker.subscriber(subject, queue=f"{self.service}-rpc")(answer)
+        return respond
 
     async def request(
         self,
@@ -216,12 +408,12 @@ class Bus:
         payload: dict[str, Any],
         timeout: float = 2.0,  # noqa: ASYNC109
     ) -> Any:
-        body_out = json.dumps(payload)
+        body_out = json.dumps(payload).encode()
         deadline = time.monotonic() + timeout
         pause = 0.02
         while True:
             try:
-                reply = await self.broker.request(body_out, subject, timeout=timeout)
+                body = await self._request(subject, body_out, timeout)
                 break
             except TimeoutError as exc:
                 raise RemoteError("timeout", f"no answer on {subject} within {timeout}s") from exc
@@ -234,20 +426,65 @@ class Bus:
                 pause = min(pause * 2, 0.5)
             except Exception as exc:  # connection closed, broker down
                 raise RemoteError("unavailable", f"{subject}: {type(exc).__name__}: {exc}") from exc
-        body = json.loads(reply.body)
-        if "error" in body:
-            raise RemoteError(body["error"]["code"], body["error"]["detail"])
-        return body["ok"]
+        answer = json.loads(body)
+        if "error" in answer:
+            raise RemoteError(answer["error"]["code"], answer["error"]["detail"])
+        return answer["ok"]
+
+    async def _request(self, subject: str, body: bytes, timeout: float) -> bytes:  # noqa: ASYNC109
+        if self._native is not None:
+            reply = await self._native.connection.request(subject, body, timeout=timeout)
+            return reply.data
+        answer = await self.broker.request(body, subject, timeout=timeout)
+        return bytes(answer.body)
+
+
+async def _answer(subject: str, handler: RequestHandler, body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+        if not isinstance(payload, dict):
+            raise BadRequest("the request must be a JSON object")
+        return {"ok": await handler(payload)}
+    except (BadRequest, ValueError, ValidationError) as exc:
+        return {"error": {"code": "bad_request", "detail": str(exc)[:500]}}
+    except Exception as exc:
+        log.exception("request handler failed", subject=subject)
+        return {"error": {"code": "internal", "detail": type(exc).__name__}}
+
+
+async def _declare_stream(js: JetStreamContext, config: api.StreamConfig, subject: str) -> None:
+    """Create the stream, or bring an existing one to `config`, keeping its subjects."""
+    try:
+        await js.add_stream(config=config, subjects=[subject])
+    except BadRequestError as exc:
+        if exc.err_code != STREAM_NAME_IN_USE:
+            raise
+        existing = (await js.stream_info(config.name or "")).config
+        subjects = sorted({subject, *(existing.subjects or [])})
+        await js.update_stream(config=config, subjects=subjects)
+
+
+def _event_headers(event: Envelope) -> dict[str, str]:
+    return {"Nats-Msg-Id": event.id, "ce-type": event.type}
+
+
+def _leading_successes(futures: Sequence[asyncio.Future[Any]]) -> int:
+    count = 0
+    for future in futures:
+        if not future.done() or future.cancelled() or future.exception() is not None:
+            break
+        count += 1
+    return count
 
 
 async def _raw_body(msg: StreamMessage[Any]) -> Any:
     return msg.body
 
 
-def _delivery_count(msg: NatsMessage) -> int:
+def _delivery_count(msg: Msg) -> int:
     try:
-        metadata = msg.raw_message.metadata
-    except (AttributeError, NotJSMessageError):  # a core NATS message (the in-memory test broker)
+        metadata = msg.metadata
+    except NotJSMessageError:  # a core NATS message (the in-memory test broker)
         return 1
     sequence = getattr(metadata, "num_delivered", None)
     return int(sequence) if sequence else 1
