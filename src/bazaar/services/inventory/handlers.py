@@ -54,8 +54,7 @@ class _UnitOfWork:
         self.repo = InventoryRepository(session)
 
     async def save_stock(self, changed: list[Stock]) -> None:
-        for stock in changed:
-            await self.repo.save_stock(stock)
+        await self.repo.save_stock(changed)
         await add_to_outbox(self.session, *(stock_changed_event(stock) for stock in changed))
 
 
