@@ -221,7 +221,11 @@ class Bus:
             event_subject(event.type), event.model_dump_json(), _event_headers(event), EVENTS_STREAM
         )
 
-    async def publish_events(self, events: Sequence[Envelope]) -> None:
+    async def publish_events(
+        self,
+        events: Sequence[Envelope],
+        timeout: float = PUBLISH_TIMEOUT,  # noqa: ASYNC109
+    ) -> None:
         """Publish `events` in order without waiting for each acknowledgement before
         sending the next: one round trip for the lot instead of one per event.
 
@@ -245,7 +249,7 @@ class Bus:
                     )
                 )
             if pending:
-                async with asyncio.timeout(PUBLISH_TIMEOUT):
+                async with asyncio.timeout(timeout):
                     await asyncio.wait(pending)
         except Exception as exc:
             raise PublishIncomplete(_leading_successes(pending)) from exc

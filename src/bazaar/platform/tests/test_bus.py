@@ -1,16 +1,18 @@
 """The bus against a real nats-server with JetStream."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
+import nats as nats_client
 import pytest
+from prometheus_client import REGISTRY
 
-from bazaar.platform.bus import BadRequest, Bus, PermanentError, RemoteError
+from bazaar.platform.bus import BadRequest, Bus, PermanentError, PublishIncomplete, RemoteError
 from bazaar.platform.events import DEADLETTER_STREAM, Envelope, new_event
 from bazaar.platform.testing import NatsServer
 
 
-async def eventually(condition, limit: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+async def eventually(condition: Callable[[], object], limit: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + limit
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
@@ -175,5 +177,70 @@ async def test_a_dead_letter_of_an_event_near_the_size_limit_keeps_its_head(
         assert asyncio.get_running_loop().time() < deadline, "not dead-lettered"
         await asyncio.sleep(0.1)
     letter = await js.get_last_msg(DEADLETTER_STREAM, "bazaar.deadletter.consumer.order.paid")
-    assert letter.headers and int(letter.headers["x-truncated-from"]) > len(letter.data)
+    assert letter.headers and letter.data
+    assert int(letter.headers["x-truncated-from"]) > len(letter.data)
     assert big.id.encode() in letter.data
+
+
+def handled(service: str, event_type: str, outcome: str) -> float:
+    labels = {"service": service, "subject": f"bazaar.events.{event_type}", "outcome": outcome}
+    return REGISTRY.get_sample_value("bazaar_messages_total", labels) or 0.0
+
+
+async def test_a_batch_is_stored_in_order_and_each_event_counted_once(
+    buses: tuple[Bus, Bus],
+) -> None:
+    producer, consumer = buses
+    seen: list[int] = []
+
+    async def handle(event: Envelope) -> None:
+        seen.append(event.data["n"])
+
+    consumer.on_event("order.created", "consumer", handle)
+    await producer.start()
+    await consumer.start()
+    before = handled("consumer", "order.created", "ok")
+    batch = [new_event("order.created", "producer", {"n": n}) for n in range(30)]
+    await producer.publish_events([*batch, batch[3]])  # the copy is dropped by Nats-Msg-Id
+    await eventually(lambda: len(seen) >= 30)
+    await asyncio.sleep(0.3)
+    assert sorted(seen) == list(range(30))
+    js = producer.broker.connection.jetstream()
+    stored = [
+        Envelope.model_validate_json((await js.get_msg("BAZAAR_EVENTS", seq)).data or b"")
+        for seq in range(1, 31)
+    ]
+    assert [e.id for e in stored] == [e.id for e in batch]
+    assert handled("consumer", "order.created", "ok") - before == 30
+
+
+async def test_a_batch_the_broker_does_not_acknowledge_is_reported_incomplete(
+    nats: NatsServer, buses: tuple[Bus, Bus]
+) -> None:
+    producer, _ = buses
+    await producer.start()
+    await producer.publish_events([])  # nothing to do
+    nats.stop()
+    with pytest.raises(PublishIncomplete) as incomplete:
+        await producer.publish_events(
+            [new_event("order.created", "producer", {}) for _ in range(3)], timeout=0.3
+        )
+    assert incomplete.value.acknowledged == 0
+    nats.start()  # stop() drains the connection, which needs a broker
+    await eventually(lambda: producer.broker.connection.is_connected)
+
+
+async def test_a_stream_left_by_an_older_release_is_brought_to_the_current_settings(
+    nats: NatsServer, buses: tuple[Bus, Bus]
+) -> None:
+    connection = await nats_client.connect(nats.url)
+    js = connection.jetstream()
+    await js.add_stream(name="BAZAAR_EVENTS", subjects=["bazaar.events.>"], max_age=3600)
+    await js.add_stream(name="BAZAAR_DEADLETTER", subjects=["bazaar.deadletter.>", "old.>"])
+    producer, _ = buses
+    await producer.start()
+    assert (await js.stream_info("BAZAAR_EVENTS")).config.max_age == 7 * 86400
+    letters = (await js.stream_info("BAZAAR_DEADLETTER")).config
+    assert letters.max_age == 30 * 86400
+    assert sorted(letters.subjects or []) == ["bazaar.deadletter.>", "old.>"]
+    await connection.close()
