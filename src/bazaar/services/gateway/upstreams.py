@@ -17,6 +17,7 @@ from fastapi import Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from bazaar.platform.clients import ServiceTransport
 from bazaar.platform.logs import get_logger
 from bazaar.platform.problems import NotFound, Problem
 
@@ -87,14 +88,14 @@ class Upstreams:
         self.timeout = httpx.Timeout(timeout, connect=min(timeout, 2.0))
         self.stream_timeout = httpx.Timeout(stream_timeout, connect=min(timeout, 2.0))
         self.max_body_bytes = max_body_bytes
+        self._urls = {name: url.rstrip("/") for name, url in urls.items()}
+        self._transports = {name: _transport_for(name, transport) for name in urls}
+        # For the calls the gateway makes itself (the storefront's); `send` forwards.
         self._clients = {
-            name: httpx.AsyncClient(
-                base_url=url,
-                timeout=self.timeout,
-                transport=_transport_for(name, transport),
-            )
-            for name, url in urls.items()
+            name: httpx.AsyncClient(base_url=url, timeout=self.timeout, transport=transport)
+            for (name, url), transport in zip(urls.items(), self._transports.values(), strict=True)
         }
+        self._timeouts = {False: self.timeout.as_dict(), True: self.stream_timeout.as_dict()}
 
     @property
     def names(self) -> list[str]:
@@ -102,6 +103,28 @@ class Upstreams:
 
     def client(self, name: str) -> httpx.AsyncClient:
         return self._clients[name]
+
+    async def send(
+        self,
+        upstream: str,
+        method: str,
+        target: str,
+        headers: Mapping[bytes, bytes],
+        body: bytes,
+        *,
+        long_lived: bool = False,
+    ) -> httpx.Response:
+        """One request, exactly as given, straight to the upstream's transport: no client
+        in between to follow redirects, keep cookies or add headers (httpx adds `Host`).
+        The answer's body is not read yet."""
+        request = httpx.Request(
+            method,
+            self._urls[upstream] + target,
+            headers=headers,
+            content=body or None,
+            extensions={"timeout": self._timeouts[long_lived]},
+        )
+        return await self._transports[upstream].handle_async_request(request)
 
     async def aclose(self) -> None:
         await asyncio.gather(*(client.aclose() for client in self._clients.values()))
@@ -128,11 +151,9 @@ def _transport_for(name: str, override: TransportOverride) -> httpx.AsyncBaseTra
         return override[name]
     if override is not None:
         return override
-    # retries=1 retries only failed connects (never a sent request): a restarted
-    # neighbour's stale keep-alive connection costs no error.
-    return httpx.AsyncHTTPTransport(
-        retries=1, limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
-    )
+    # It retries a failed connect once (never a sent request), so a neighbour restarting
+    # costs no error.
+    return ServiceTransport(max_connections=200)
 
 
 def _request_id(request: Request) -> str:
@@ -192,17 +213,16 @@ async def forward(request: Request, upstream: str, *, long_lived: bool = False) 
     the headers a client needs, and the body (streamed through when it is an event stream).
     `long_lived` allows a stream to stay silent for `stream_timeout` rather than `timeout`."""
     upstreams: Upstreams = request.app.state.upstreams
-    client = upstreams.client(upstream)
     body = await _body(request, upstreams.max_body_bytes)
-    outgoing = client.build_request(
-        request.method,
-        httpx.URL(_target(request)),
-        headers=_forwarded_headers(request),
-        content=body or None,
-        timeout=upstreams.stream_timeout if long_lived else upstreams.timeout,
-    )
     try:
-        answer = await client.send(outgoing, stream=True)
+        answer = await upstreams.send(
+            upstream,
+            request.method,
+            _target(request),
+            _forwarded_headers(request),
+            body,
+            long_lived=long_lived,
+        )
     except httpx.HTTPError as exc:
         log.warning("upstream call failed", upstream=upstream, error=type(exc).__name__)
         raise upstream_failure(upstream, exc) from exc
