@@ -4,6 +4,11 @@ RFC 8725: the algorithm list is pinned, every claim is required and checked, key
 found by `kid`, and an unknown `kid` refreshes the JWKS (at most once per interval, so a
 flood of forged kids cannot turn into a flood of fetches). A key set older than `max_age`
 is fetched again too, so a key the auth service withdrew stops verifying everywhere.
+
+A token that verified is remembered until it expires (a bounded cache: a signature check
+is most of the cost of a request that only reads), but only while the key that signed it
+is still the published key of its `kid`: a remembered token meets the same key-set
+refresh as any other, and a withdrawn key refuses it as soon as the refresh drops it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ ISSUER = "bazaar-auth"
 AUDIENCE = "bazaar"
 TOKEN_TYPE = "at+jwt"
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "nbf", "roles", "email"]
+VERIFIED_CACHE_SIZE = 4096
 
 
 class InvalidToken(Problem):
@@ -47,6 +53,16 @@ class Principal:
         return "admin" in self.roles
 
 
+@dataclass(frozen=True)
+class _Verified:
+    """A token that verified: who it names, the key that signed it, when it expires."""
+
+    principal: Principal
+    kid: str
+    key: jwt.PyJWK
+    expires: float
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -58,6 +74,7 @@ class TokenVerifier:
         refresh_interval: float = 5.0,
         max_age: float = 300.0,
         leeway: float = 5.0,
+        cache_size: int = VERIFIED_CACHE_SIZE,
     ) -> None:
         self._jwks_url = jwks_url
         self._issuer = issuer
@@ -66,17 +83,24 @@ class TokenVerifier:
         self._max_age = max_age
         self._leeway = leeway
         self._keys: dict[str, jwt.PyJWK] = {}
+        self._published: dict[str, dict[str, Any]] = {}  # the JWK behind each key, by kid
+        self._verified: dict[str, _Verified] = {}  # oldest first
+        self._cache_size = cache_size
         self._last_refresh = float("-inf")
         self._lock = asyncio.Lock()
         if jwks is not None:
             self._load(jwks)
 
     def _load(self, jwks: dict[str, Any]) -> None:
-        keys = {}
+        keys, published = {}, {}
         for data in jwks.get("keys", []):
-            if data.get("kid"):
-                keys[data["kid"]] = jwt.PyJWK(data)
-        self._keys = keys
+            if kid := data.get("kid"):
+                # A key published unchanged stays the same object, so the tokens it
+                # verified stay remembered; a kid now naming other key material does not.
+                same = self._published.get(kid) == data and kid in self._keys
+                keys[kid] = self._keys[kid] if same else jwt.PyJWK(data)
+                published[kid] = data
+        self._keys, self._published = keys, published
 
     async def _refresh(self) -> None:
         if not self._jwks_url:
@@ -108,6 +132,13 @@ class TokenVerifier:
         return key
 
     async def verify(self, token: str) -> Principal:
+        verified = self._verified.get(token)
+        if verified is not None:
+            if await self._still_valid(verified):
+                return verified.principal
+            # Its key went or changed, or it expired: verified afresh, it gets the same
+            # refusal as a token never seen.
+            self._verified.pop(token, None)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -137,9 +168,27 @@ class TokenVerifier:
         roles = claims["roles"]
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise InvalidToken("invalid token: roles must be a list of strings")
-        return Principal(
+        principal = Principal(
             user_id=str(claims["sub"]), email=str(claims["email"]), roles=frozenset(roles)
         )
+        self._remember(token, _Verified(principal, kid, key, float(claims["exp"])))
+        return principal
+
+    async def _still_valid(self, verified: _Verified) -> bool:
+        """A remembered token, checked for what can have changed since it verified: the
+        key set (refreshed as for any token) and the clock (`exp` as jwt.decode reads it)."""
+        try:
+            key = await self._key_for(verified.kid)
+        except InvalidToken:
+            return False
+        return key is verified.key and time.time() < verified.expires + self._leeway
+
+    def _remember(self, token: str, verified: _Verified) -> None:
+        if self._cache_size <= 0:
+            return
+        if len(self._verified) >= self._cache_size:
+            del self._verified[next(iter(self._verified))]  # the oldest goes
+        self._verified[token] = verified
 
 
 def bearer_token(request: Request) -> str:

@@ -3,6 +3,7 @@
 import base64
 import json
 import time
+from datetime import datetime, tzinfo
 
 import jwt
 import pytest
@@ -72,3 +73,51 @@ async def test_missing_claims_are_refused(minter: TokenMinter) -> None:
         claims, minter._key, algorithm="EdDSA", headers={"kid": minter.kid, "typ": "at+jwt"}
     )
     assert "exp" in await refused(minter.verifier(), no_exp)
+
+
+# -- the cache of verified tokens ----------------------------------------------------------
+
+
+def set_clock(monkeypatch: pytest.MonkeyPatch, now: float) -> None:
+    """The time the verifier and jwt.decode both read."""
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> "Clock":
+            return cls.fromtimestamp(now, tz)
+
+    monkeypatch.setattr(time, "time", lambda: now)
+    monkeypatch.setattr(jwt.api_jwt, "datetime", Clock)
+
+
+async def test_a_remembered_token_is_refused_once_it_expires(
+    minter: TokenMinter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = TokenVerifier(jwks=minter.jwks, leeway=5)
+    token = minter.token("u1", ttl=60)
+    assert (await verifier.verify(token)).user_id == "u1"
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    set_clock(monkeypatch, expires + 4.5)  # within the leeway
+    assert (await verifier.verify(token)).user_id == "u1"
+    set_clock(monkeypatch, expires + 5.0)
+    assert "expired" in await refused(verifier, token)
+
+
+async def test_a_remembered_token_is_refused_when_its_kid_names_another_key() -> None:
+    signer, impostor = TokenMinter(), TokenMinter()
+    verifier = TokenVerifier(jwks=signer.jwks)
+    token = signer.token("u1")
+    assert (await verifier.verify(token)).user_id == "u1"
+    verifier._load({"keys": [{**impostor.jwks["keys"][0], "kid": signer.kid}]})
+    assert "invalid" in await refused(verifier, token)  # the signature no longer checks
+    verifier._load({"keys": []})
+    assert "unknown key" in await refused(verifier, token)
+
+
+async def test_the_cache_holds_at_most_its_size(minter: TokenMinter) -> None:
+    verifier = TokenVerifier(jwks=minter.jwks, cache_size=3)
+    tokens = [minter.token(f"u{i}") for i in range(5)]
+    for token in tokens:
+        await verifier.verify(token)
+    assert list(verifier._verified) == tokens[2:]  # the oldest went first
+    assert [(await verifier.verify(t)).user_id for t in tokens] == [f"u{i}" for i in range(5)]
