@@ -1,5 +1,6 @@
-"""Rate limits with the `limits` library: in process memory by default, in Redis when
-`BAZAAR_RATE_LIMIT_URL` names one (so every replica of a service counts together).
+"""Moving-window rate limits: in process memory by default, in Redis (with the `limits`
+library) when `BAZAAR_RATE_LIMIT_URL` names one (so every replica of a service counts
+together).
 
     limiter = RateLimiter(settings.rate_limit_url)          # Flask (synchronous)
     limiter.hit(parse_rate("10/minute"), "login", email)   # raises TooManyRequests
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -57,8 +60,50 @@ def _retry_after(reset_time: float) -> int:
     return max(1, math.ceil(reset_time - time.time()))
 
 
+class MemoryWindows:
+    """Moving windows in process memory: per key, the times of its hits still in the
+    window. (`limits`' own memory storage hands every key to a thread on each hit, in its
+    asyncio flavour, or starts a timer thread, in the other: most of a request's cost.)"""
+
+    SWEEP_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._hits: dict[str, tuple[float, deque[float]]] = {}
+        self._lock = threading.Lock()  # the synchronous limiter serves threads
+        self._next_sweep = 0.0
+
+    def hit(self, rate: RateLimitItem, *key: str) -> float | None:
+        """Count one hit; None within the rate, else (not counted) when the oldest hit
+        leaves the window."""
+        window, now = float(rate.get_expiry()), time.time()
+        name = rate.key_for(PREFIX, *key)
+        with self._lock:
+            if now >= self._next_sweep:
+                self._sweep(now)
+            hits = self._hits.setdefault(name, (window, deque()))[1]
+            while hits and hits[0] < now - window:
+                hits.popleft()
+            if len(hits) >= rate.amount:
+                return hits[0] + window
+            hits.append(now)
+            return None
+
+    def _sweep(self, now: float) -> None:
+        """Forget the keys with no hit left in their window: memory stays bounded by the
+        callers of the last window, not of all time."""
+        self._hits = {
+            name: (window, hits)
+            for name, (window, hits) in self._hits.items()
+            if hits and hits[-1] >= now - window
+        }
+        self._next_sweep = now + self.SWEEP_SECONDS
+
+
+def _is_memory(url: str) -> bool:
+    return not url or url == MEMORY
+
+
 def _storage_url(url: str, asynchronous: bool) -> tuple[str, dict[str, str]]:
-    url = url or MEMORY
     options: dict[str, str] = {}
     if asynchronous:
         if url.startswith(("redis://", "rediss://")):
@@ -72,39 +117,66 @@ class RateLimiter:
     request through (logged): a Redis outage must not lock every customer out."""
 
     def __init__(self, url: str = MEMORY) -> None:
-        storage_url, options = _storage_url(url, asynchronous=False)
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_url, **options))
+        self._memory: MemoryWindows | None = None
+        self._limiter: MovingWindowRateLimiter | None = None
+        if _is_memory(url):
+            self._memory = MemoryWindows()
+        else:
+            storage_url, options = _storage_url(url, asynchronous=False)
+            self._limiter = MovingWindowRateLimiter(storage_from_string(storage_url, **options))
 
     def hit(self, rate: RateLimitItem, what: str, *key: str) -> None:
         """Count one attempt at `what` by `key`; TooManyRequests past the rate."""
         try:
-            if self._limiter.hit(rate, PREFIX, what, *key):
-                return
-            stats = self._limiter.get_window_stats(rate, PREFIX, what, *key)
+            reset = self._reset_if_refused(rate, what, *key)
         except Exception as exc:  # a store outage: redis' errors are not one family
             log.warning("rate limit store unavailable", what=what, error=type(exc).__name__)
             return
-        log.info("rate limit reached", what=what, limit=str(rate))
-        raise TooManyRequests(what, _retry_after(stats.reset_time))
+        if reset is not None:
+            _refuse(rate, what, reset)
+
+    def _reset_if_refused(self, rate: RateLimitItem, *key: str) -> float | None:
+        if self._memory is not None:
+            return self._memory.hit(rate, *key)
+        assert self._limiter is not None
+        if self._limiter.hit(rate, PREFIX, *key):
+            return None
+        return self._limiter.get_window_stats(rate, PREFIX, *key).reset_time
 
 
 class AsyncRateLimiter:
     """`RateLimiter` for asyncio code."""
 
     def __init__(self, url: str = MEMORY) -> None:
-        storage_url, options = _storage_url(url, asynchronous=True)
-        self._limiter = AsyncMovingWindow(storage_from_string(storage_url, **options))
+        self._memory: MemoryWindows | None = None
+        self._limiter: AsyncMovingWindow | None = None
+        if _is_memory(url):
+            self._memory = MemoryWindows()
+        else:
+            storage_url, options = _storage_url(url, asynchronous=True)
+            self._limiter = AsyncMovingWindow(storage_from_string(storage_url, **options))
 
     async def hit(self, rate: RateLimitItem, what: str, *key: str) -> None:
         try:
-            if await self._limiter.hit(rate, PREFIX, what, *key):
-                return
-            stats = await self._limiter.get_window_stats(rate, PREFIX, what, *key)
+            reset = await self._reset_if_refused(rate, what, *key)
         except Exception as exc:
             log.warning("rate limit store unavailable", what=what, error=type(exc).__name__)
             return
-        log.info("rate limit reached", what=what, limit=str(rate))
-        raise TooManyRequests(what, _retry_after(stats.reset_time))
+        if reset is not None:
+            _refuse(rate, what, reset)
+
+    async def _reset_if_refused(self, rate: RateLimitItem, *key: str) -> float | None:
+        if self._memory is not None:
+            return self._memory.hit(rate, *key)
+        assert self._limiter is not None
+        if await self._limiter.hit(rate, PREFIX, *key):
+            return None
+        return (await self._limiter.get_window_stats(rate, PREFIX, *key)).reset_time
+
+
+def _refuse(rate: RateLimitItem, what: str, reset_time: float) -> None:
+    log.info("rate limit reached", what=what, limit=str(rate))
+    raise TooManyRequests(what, _retry_after(reset_time))
 
 
 # --- who is calling ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from bazaar.platform.ratelimit import (
     LOOPBACK_PROXIES,
     AsyncRateLimiter,
+    MemoryWindows,
     RateLimiter,
     TooManyRequests,
     TrustedProxies,
@@ -45,6 +47,29 @@ async def test_the_async_limiter_counts_the_same_way() -> None:
     await limiter.hit(rate, "checkout", "u1")
     with pytest.raises(TooManyRequests):
         await limiter.hit(rate, "checkout", "u1")
+
+
+def test_the_window_moves_and_forgets_callers_that_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = 1_000.0
+    monkeypatch.setattr(time, "time", lambda: now)
+    windows = MemoryWindows()
+    rate = parse_rate("2 per 10 seconds")
+    assert windows.hit(rate, "login", "a") is None
+    now += 4
+    assert windows.hit(rate, "login", "a") is None
+    now += 1
+    assert windows.hit(rate, "login", "a") == 1_010.0  # refused until the first hit leaves
+    now += 5  # the first hit, at 1000, is 10 s old: still in the window
+    assert windows.hit(rate, "login", "a") == 1_010.0
+    now += 0.5  # now it left; the refusals were not counted
+    assert windows.hit(rate, "login", "a") is None
+    assert windows.hit(rate, "login", "a") == 1_014.0
+    windows.hit(rate, "login", "b")
+    now += MemoryWindows.SWEEP_SECONDS
+    windows.hit(rate, "login", "c")  # the sweep forgot a and b, whose hits are all old
+    assert len(windows._hits) == 1
 
 
 def test_an_unreachable_store_lets_requests_through() -> None:
