@@ -7,9 +7,10 @@ RED metrics per route, and a lifespan that starts and stops the service's resour
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -17,6 +18,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -124,8 +126,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        request_id = _request_id(scope["headers"])
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
         started = time.perf_counter()
@@ -140,23 +141,38 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            route = _route_template(scope)
-            method = scope["method"]
-            metrics.http_requests.labels(self.service, method, route, str(status)).inc()
-            metrics.http_latency.labels(self.service, method, route).observe(
-                time.perf_counter() - started
-            )
+            method, route = scope["method"], _route_template(scope)
+            _requests_counted(self.service, method, route, status).inc()
+            _latency_timed(self.service, method, route).observe(time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("request_id")
 
 
+def _request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The caller's X-Request-ID (cut short), or a new one."""
+    for name, value in headers:
+        if name == b"x-request-id" and value:
+            return value.decode("latin-1")[:64]
+    return uuid.uuid4().hex
+
+
 def _route_template(scope: Scope) -> str:
-    # The template, not the raw path, keeps the metric's label set small.
-    app = scope.get("app")
-    for route in getattr(getattr(app, "router", None), "routes", ()):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"
+    """The template of the route that answered (the router left it in the scope): the
+    template, not the raw path, keeps the metric's label set small. A request no route
+    took (404, or refused before routing) is "unmatched"."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+# prometheus-client finds a labelled child under a lock on each `labels()`; the label
+# sets are few (routes x methods x statuses), so each is found once.
+@functools.lru_cache(maxsize=4096)
+def _requests_counted(service: str, method: str, route: str, status: int) -> Counter:
+    return metrics.http_requests.labels(service, method, route, str(status))
+
+
+@functools.lru_cache(maxsize=2048)
+def _latency_timed(service: str, method: str, route: str) -> Histogram:
+    return metrics.http_latency.labels(service, method, route)
 
 
 def database_resource(db: Database) -> Resource:

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from bazaar.platform.problems import NotFound
@@ -37,6 +38,13 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     async def crash() -> None:
         raise RuntimeError("secret internals")
 
+    shelves = APIRouter()
+
+    @shelves.get("/shelves/{shelf_id}")
+    async def shelf(shelf_id: str) -> dict[str, str]:
+        return {"shelf": shelf_id}
+
+    app.include_router(shelves)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
@@ -98,5 +106,9 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert "never_ready" in str(assert_problem(await client.get("/readyz"), 503)["detail"])
     await client.get("/things/1")
+    await client.get("/shelves/top")  # a route of an included router: its template too
+    await client.get("/no/such/route")
     metrics = (await client.get("/metrics")).text
     assert 'route="/things/{thing_id}"' in metrics
+    assert 'method="GET",route="/shelves/{shelf_id}",service="test",status="200"' in metrics
+    assert 'method="GET",route="unmatched",service="test",status="404"' in metrics
