@@ -153,9 +153,6 @@ class Bus:
         self._deadletters = JStream(
             DEADLETTER_STREAM, subjects=[DEADLETTER_PREFIX + ">"], max_age=30 * 86400
         )
-        # The in-memory test broker routes publications by these declarations.
-        self.broker.publisher(EVENTS_PREFIX + ">", stream=self._events)
-        self.broker.publisher(DEADLETTER_PREFIX + ">", stream=self._deadletters)
         self._consumers: list[_Consumer] = []
         self._responders: list[tuple[str, RequestHandler]] = []
         self._native: _Native | None = None
@@ -214,12 +211,15 @@ class Bus:
 
     # --- publishing -------------------------------------------------------------------
 
-    async def publish_event(self, event: Envelope) -> None:
+    async def publish_event(
+        self,
+        event: Envelope,
+        timeout: float = PUBLISH_TIMEOUT,  # noqa: ASYNC109
+    ) -> None:
         """Publish `event` and wait for the broker to store it. Publishing the same
         event again within two minutes stores nothing (JetStream's `Nats-Msg-Id`)."""
-        await self._publish(
-            event_subject(event.type), event.model_dump_json(), _event_headers(event), EVENTS_STREAM
-        )
+        subject, headers = event_subject(event.type), _event_headers(event)
+        await self._publish(subject, event.model_dump_json(), headers, EVENTS_STREAM, timeout)
 
     async def publish_events(
         self,
@@ -230,10 +230,11 @@ class Bus:
         sending the next: one round trip for the lot instead of one per event.
 
         Returns once every one is stored; otherwise raises `PublishIncomplete`, which
-        says how many leading events are known to be stored.
+        says how many leading events are known to be stored (the outbox relay marks
+        those). The others may be stored too: publishing them again stores no copy.
         """
-        if self._native is None:
-            await self._publish_one_by_one(events)
+        if self._native is None or len(events) < 2:
+            await self._publish_one_by_one(events, timeout)
             return
         js = self._native.js
         pending: list[asyncio.Future[Any]] = []
@@ -248,9 +249,8 @@ class Bus:
                         headers=_event_headers(event),
                     )
                 )
-            if pending:
-                async with asyncio.timeout(timeout):
-                    await asyncio.wait(pending)
+            async with asyncio.timeout(timeout):
+                await asyncio.wait(pending)
         except Exception as exc:
             raise PublishIncomplete(_leading_successes(pending)) from exc
         finally:
@@ -260,24 +260,29 @@ class Bus:
         if acknowledged < len(events):
             raise PublishIncomplete(acknowledged) from pending[acknowledged].exception()
 
-    async def _publish_one_by_one(self, events: Sequence[Envelope]) -> None:
+    async def _publish_one_by_one(self, events: Sequence[Envelope], timeout: float) -> None:  # noqa: ASYNC109
         for done, event in enumerate(events):
             try:
-                await self.publish_event(event)
+                await self.publish_event(event, timeout)
             except Exception as exc:
                 raise PublishIncomplete(done) from exc
 
     async def _publish(
-        self, subject: str, body: str | bytes, headers: dict[str, str], stream: str
+        self,
+        subject: str,
+        body: str | bytes,
+        headers: dict[str, str],
+        stream: str,
+        timeout: float = PUBLISH_TIMEOUT,  # noqa: ASYNC109
     ) -> None:
         if self._native is not None:
             payload = body.encode() if isinstance(body, str) else body
             await self._native.js.publish(
-                subject, payload, timeout=PUBLISH_TIMEOUT, stream=stream, headers=headers
+                subject, payload, timeout=timeout, stream=stream, headers=headers
             )
         else:  # the in-memory broker hands text to its handlers as text, bytes as bytes
             await self.broker.publish(
-                body, subject, headers=headers, stream=stream, timeout=PUBLISH_TIMEOUT
+                body, subject, headers=headers, stream=stream, timeout=timeout
             )
 
     # --- consuming --------------------------------------------------------------------
