@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Row, Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bazaar.platform import metrics
-from bazaar.platform.bus import Bus
+from bazaar.platform.bus import Bus, PublishIncomplete
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope
 from bazaar.platform.logs import get_logger
@@ -122,9 +123,7 @@ class OutboxRelay:
             rows = (await session.execute(self._unpublished())).all()
         done: list[int] = []
         try:
-            for seq, envelope in rows:
-                await self._bus.publish_event(Envelope.model_validate(envelope))
-                done.append(seq)
+            await self._publish(rows, done)
         finally:
             await self._mark_published(done)
         return len(done)
@@ -136,9 +135,7 @@ class OutboxRelay:
             rows = (await session.execute(query)).all()
             done: list[int] = []
             try:
-                for seq, envelope in rows:
-                    await self._bus.publish_event(Envelope.model_validate(envelope))
-                    done.append(seq)
+                await self._publish(rows, done)
             finally:
                 if done:
                     await session.execute(
@@ -148,6 +145,19 @@ class OutboxRelay:
                     )
         metrics.outbox_published.labels(self._service).inc(len(done))
         return len(done)
+
+    async def _publish(self, rows: Sequence[Row[int, Any]], done: list[int]) -> None:
+        """Publish the rows' events in order, pipelined, adding to `done` the seqs the
+        broker stored: all of them, or, when it fails part-way, the leading ones it
+        acknowledged before the error goes on up (the next pass publishes the rest again;
+        the broker stores no second copy of one that did arrive)."""
+        seqs = [seq for seq, _ in rows]
+        try:
+            await self._bus.publish_events([Envelope.model_validate(e) for _, e in rows])
+        except PublishIncomplete as exc:
+            done.extend(seqs[: exc.acknowledged])
+            raise
+        done.extend(seqs)
 
     async def _mark_published(self, done: list[int]) -> None:
         if not done:
