@@ -115,6 +115,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(500, "internal error; see the service log", request.url.path)
 
 
+REQUEST_ID = "request_id"
+
+
 class RequestContextMiddleware:
     """Request id in and out, bound to every log line; RED metrics per route template."""
 
@@ -127,6 +130,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _request_id(scope["headers"])
+        scope.setdefault("state", {})[REQUEST_ID] = request_id  # Request.state.request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
         started = time.perf_counter()
@@ -145,6 +149,12 @@ class RequestContextMiddleware:
             _requests_counted(self.service, method, route, status).inc()
             _latency_timed(self.service, method, route).observe(time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def request_id(scope: Scope) -> str:
+    """The id of the request in `scope` (the caller's X-Request-ID, or one made for it):
+    send it on to the services this request calls."""
+    return str(scope.get("state", {}).get(REQUEST_ID, ""))
 
 
 def _request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:

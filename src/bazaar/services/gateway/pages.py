@@ -10,10 +10,10 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 import jinja2
-import structlog
 from fastapi import Depends, FastAPI, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from bazaar.platform import web
 from bazaar.platform.logs import get_logger
 from bazaar.platform.problems import Problem
 from bazaar.platform.tokens import Principal, TokenVerifier
@@ -104,11 +104,10 @@ MaybeVisitor = Annotated[Visitor | None, Depends(current_visitor)]
 
 
 def shop_for(request: Request, visitor: Visitor | None) -> Shop:
-    request_id = structlog.contextvars.get_contextvars().get("request_id", "")
     return Shop(
         request.app.state.upstreams,
         visitor.token if visitor else None,
-        str(request_id),
+        web.request_id(request.scope),
         forwarded_for(request),
     )
 

@@ -9,14 +9,15 @@ the client is the one who knows (and sends an `Idempotency-Key` when it does).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Mapping
 
 import httpx
-import structlog
 from fastapi import Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from bazaar.platform import web
 from bazaar.platform.clients import ServiceTransport
 from bazaar.platform.logs import get_logger
 from bazaar.platform.problems import NotFound, Problem
@@ -33,14 +34,14 @@ REQUEST_HEADERS = (
     "accept-language",
     "last-event-id",
 )
+# ...and what the gateway reads to say who is calling (sent on as X-Forwarded-*).
+FORWARDED_REQUEST_HEADERS = frozenset(
+    name.encode() for name in (*REQUEST_HEADERS, "host", "x-forwarded-for")
+)
 # What the service may tell the client. X-Request-ID is not copied: the gateway sends the
 # service its own request id, and its middleware puts that same id on the response.
-RESPONSE_HEADERS = (
-    "content-type",
-    "retry-after",
-    "www-authenticate",
-    "location",
-    "cache-control",
+RESPONSE_HEADERS = frozenset(
+    {"content-type", "retry-after", "www-authenticate", "location", "cache-control"}
 )
 TransportOverride = httpx.AsyncBaseTransport | Mapping[str, httpx.AsyncBaseTransport] | None
 
@@ -119,7 +120,7 @@ class Upstreams:
         The answer's body is not read yet."""
         request = httpx.Request(
             method,
-            self._urls[upstream] + target,
+            _upstream_url(self._urls[upstream], target),
             headers=headers,
             content=body or None,
             extensions={"timeout": self._timeouts[long_lived]},
@@ -146,6 +147,13 @@ class Upstreams:
             raise RuntimeError(", ".join(failures))
 
 
+@functools.lru_cache(maxsize=1024)
+def _upstream_url(base: str, target: str) -> httpx.URL:
+    """httpx parses a URL in Python, character by character, and most forwarded targets
+    repeat (the product list, the cart, an order polled until paid): each is parsed once."""
+    return httpx.URL(base + target)
+
+
 def _transport_for(name: str, override: TransportOverride) -> httpx.AsyncBaseTransport:
     if isinstance(override, Mapping):
         return override[name]
@@ -156,39 +164,44 @@ def _transport_for(name: str, override: TransportOverride) -> httpx.AsyncBaseTra
     return ServiceTransport(max_connections=200)
 
 
-def _request_id(request: Request) -> str:
-    # The platform middleware made one (or took the caller's); the service gets the same.
-    bound = structlog.contextvars.get_contextvars().get("request_id")
-    return str(bound or request.headers.get("x-request-id", ""))
-
-
 def _forwarded_headers(request: Request) -> dict[bytes, bytes]:
-    headers = {name: request.headers[name] for name in REQUEST_HEADERS if name in request.headers}
-    if request_id := _request_id(request):
-        headers["x-request-id"] = request_id
-    # The services see who is really calling (per-client rate limits on auth).
-    headers["x-forwarded-for"] = forwarded_for(request)
-    headers["x-forwarded-proto"] = request.url.scheme
-    if "host" in request.headers:
-        headers["x-forwarded-host"] = request.headers["host"]
-    # Starlette decoded the bytes as latin-1; encoded back the same way, a value with bytes
-    # past ASCII passes unchanged (httpx encodes a str as ASCII, and raised on it).
-    return {name.encode(): value.encode("latin-1") for name, value in headers.items()}
+    """The headers the service gets: the client's that it may see (as the bytes they
+    came in: a value past ASCII passes unchanged), the gateway's request id, and who is
+    really calling (`X-Forwarded-*`: per-client rate limits on auth)."""
+    headers: dict[bytes, bytes] = {}
+    for name, value in request.scope["headers"]:  # names come lower-cased
+        if name in FORWARDED_REQUEST_HEADERS:
+            headers.setdefault(name, value)  # the first of repeated headers, as Starlette
+    host = headers.pop(b"host", None)
+    prior_hops = headers.pop(b"x-forwarded-for", None)
+    # The platform middleware made the id (or took the caller's); the service gets it.
+    if request_id := web.request_id(request.scope):
+        headers[b"x-request-id"] = request_id.encode("latin-1")
+    headers[b"x-forwarded-for"] = _with_client(prior_hops, request).encode("latin-1")
+    headers[b"x-forwarded-proto"] = request.scope["scheme"].encode()
+    if host is not None:
+        headers[b"x-forwarded-host"] = host
+    return headers
+
+
+def _with_client(prior_hops: bytes | None, request: Request) -> str:
+    client_host = request.client.host if request.client else ""
+    return f"{prior_hops.decode('latin-1')}, {client_host}" if prior_hops else client_host
 
 
 def forwarded_for(request: Request) -> str:
     """`X-Forwarded-For` as the services get it: what came in, plus the address this
     request came from (whether to believe the rest is the service's call)."""
-    client_host = request.client.host if request.client else ""
     prior = request.headers.get("x-forwarded-for")
-    return f"{prior}, {client_host}" if prior else client_host
+    return _with_client(prior.encode("latin-1") if prior else None, request)
 
 
 def _target(request: Request) -> str:
     """The path and query exactly as the client sent them (still percent-encoded)."""
-    if any(segment in (".", "..") for segment in request.url.path.split("/")):
-        raise NotFound(f"no such resource: {request.method} {request.url.path}")
-    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    path: str = request.scope["path"]  # decoded
+    if any(segment in (".", "..") for segment in path.split("/")):
+        raise NotFound(f"no such resource: {request.method} {path}")
+    raw_path = request.scope.get("raw_path") or path.encode()
     target = raw_path.decode("latin-1")
     if query := request.scope.get("query_string", b""):
         target += "?" + query.decode("latin-1")
@@ -226,8 +239,8 @@ async def forward(request: Request, upstream: str, *, long_lived: bool = False) 
     except httpx.HTTPError as exc:
         log.warning("upstream call failed", upstream=upstream, error=type(exc).__name__)
         raise upstream_failure(upstream, exc) from exc
-    headers = {name: answer.headers[name] for name in RESPONSE_HEADERS if name in answer.headers}
-    if answer.headers.get("content-type", "").startswith("text/event-stream"):
+    headers = {name: value for name, value in answer.headers.items() if name in RESPONSE_HEADERS}
+    if headers.get("content-type", "").startswith("text/event-stream"):
         headers["x-accel-buffering"] = "no"  # a buffering proxy in front would hold events
         return StreamingResponse(
             _relay(answer, upstream),
