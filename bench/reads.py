@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from bazaar.platform.clients import ServiceTransport
 from bench.sizes import Sizes
 from bench.stats import ms, percentile, ratio
 
@@ -72,17 +73,17 @@ async def run_round(
     return latencies, errors, time.perf_counter() - started
 
 
+def load_client(connections: int) -> httpx.AsyncClient:
+    """The load generator's client: the platform's own transport (aiohttp's pool under
+    httpx), so that the client takes as little of the shared cores as it can."""
+    transport = ServiceTransport(max_connections=connections, keepalive_seconds=3.0)
+    return httpx.AsyncClient(timeout=10.0, transport=transport, trust_env=False)
+
+
 async def measure(urls: dict[str, str], sizes: Sizes) -> dict[str, Any]:
     """`urls`: side name -> full URL; measured A, B, C, A, B, C... ."""
     sides = {name: Side(url) for name, url in urls.items()}
-    limits = httpx.Limits(
-        max_connections=sizes.read_concurrency,
-        max_keepalive_connections=sizes.read_concurrency,
-        keepalive_expiry=3.0,  # below the servers' 5 s: never reuse a connection they closed
-    )
-    clients = {
-        name: httpx.AsyncClient(timeout=10.0, limits=limits, trust_env=False) for name in sides
-    }
+    clients = {name: load_client(sizes.read_concurrency) for name in sides}
     try:
         for name, side in sides.items():  # connections open, caches warm, before any round
             await run_round(clients[name], side.url, sizes.read_concurrency, WARM_UP_SECONDS)

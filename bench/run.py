@@ -83,6 +83,8 @@ class Run:
         for name in SECTIONS:
             if name in self.sections:
                 await self.guarded(name, getattr(self, name))
+        if store := getattr(self, "store", None):
+            await store.http.aclose()
         self._ratios()
         self.results["machine"]["load_average_at_end"] = _load()
         if not self.target.pids:
@@ -168,12 +170,9 @@ class Run:
     async def fixed_rate(self) -> dict[str, Any]:
         store = getattr(self, "store", None)
         if store is None:  # the saturation section did not run, or failed before signing up
-            store = await checkout.open_shop(self.target.public_url, self.sizes)
+            store = self.store = await checkout.open_shop(self.target.public_url, self.sizes)
         self.say(f"  {self.sizes.fixed_rate:g} orders/s for {self.sizes.fixed_rate_seconds:g} s")
-        try:
-            placed, late = await checkout.fixed_rate(store, self.sizes)
-        finally:
-            await store.http.aclose()
+        placed, late = await checkout.fixed_rate(store, self.sizes)
         self.results["timelines"]["fixed_rate"] = checkout.timeline(placed)
         return {
             "rate": self.sizes.fixed_rate,

@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from bazaar.platform.clients import ServiceTransport
+
 ADMIN = {"email": "admin@bazaar.local", "password": "bazaar-admin-2026"}
 PASSWORD = "bench passphrase 2026"
 FINAL = {"paid", "cancelled"}
@@ -71,12 +73,11 @@ class Counters:
 
 
 def client(base_url: str, connections: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(
-        max_connections=connections,
-        max_keepalive_connections=connections,
-        keepalive_expiry=3.0,  # below the servers' 5 s: never reuse a connection they closed
-    )
-    return httpx.AsyncClient(base_url=base_url, timeout=30.0, limits=limits, trust_env=False)
+    # The platform's own transport (aiohttp's pool under httpx): the load generator shares
+    # the cores with the platform, so it should take as little of them as it can.
+    # Keep-alive below the servers' 5 s: never reuse a connection they closed.
+    transport = ServiceTransport(max_connections=connections, keepalive_seconds=3.0)
+    return httpx.AsyncClient(base_url=base_url, timeout=30.0, transport=transport, trust_env=False)
 
 
 async def call(
