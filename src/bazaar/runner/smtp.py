@@ -12,7 +12,7 @@ import email.policy
 import mailbox
 import signal
 from collections.abc import Sequence
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from pathlib import Path
 
@@ -39,13 +39,13 @@ class MaildirHandler:
         if isinstance(raw, str):
             raw = raw.encode("utf-8")
         try:
-            message = BytesParser(policy=email.policy.default).parsebytes(raw)
-            message["X-MailFrom"] = str(envelope.mail_from or "")
-            message["X-RcptTo"] = ", ".join(envelope.rcpt_tos)
-            key = _delivery_key(message)
+            # The envelope goes in as two headers on top; the message is stored as it
+            # came (only its line ends made the file's), not parsed and written again.
+            stored = _envelope_headers(envelope) + raw.replace(b"\r\n", b"\n")
+            key = _delivery_key(_HEADERS.parsebytes(stored, headersonly=True))
             if key in self._delivered:
                 return "250 Message accepted for delivery (a copy of one delivered before)"
-            self.maildir.add(message)
+            self.maildir.add(stored)
             if key:
                 self._delivered.add(key)
         except Exception as exc:  # a message we cannot store is refused, the sink goes on
@@ -53,7 +53,17 @@ class MaildirHandler:
         return "250 Message accepted for delivery"
 
 
-def _delivery_key(message: EmailMessage) -> DeliveryKey | None:
+_HEADERS = BytesParser(policy=email.policy.default)
+
+
+def _envelope_headers(envelope: Envelope) -> bytes:
+    # Addresses come from the MAIL/RCPT command lines, which hold no line break.
+    mail_from = str(envelope.mail_from or "")
+    recipients = ", ".join(envelope.rcpt_tos)
+    return f"X-MailFrom: {mail_from}\nX-RcptTo: {recipients}\n".encode()
+
+
+def _delivery_key(message: Message) -> DeliveryKey | None:
     message_id = str(message.get("Message-ID", "")).strip()
     if not message_id:
         return None  # nothing tells two such messages apart: each is delivered
