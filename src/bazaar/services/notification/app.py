@@ -88,14 +88,15 @@ def _parse(model: type[Data], event: Envelope) -> Data:
 
 def event_handlers(db: Database, mailer: SmtpMailer) -> dict[str, EventHandler]:
     """One handler per consumed event type; `subscribe` puts them on the bus."""
+    notifier = handlers.Notifier(db, mailer)
 
     async def on_order_paid(event: Envelope) -> None:
         order = _parse(OrderPaidData, event).to_domain()
-        await handlers.send_once(db, mailer, event, domain.confirmation_mail(order))
+        await notifier.send_once(event, domain.confirmation_mail(order))
 
     async def on_order_cancelled(event: Envelope) -> None:
         order = _parse(OrderCancelledData, event).to_domain()
-        await handlers.send_once(db, mailer, event, domain.cancellation_mail(order))
+        await notifier.send_once(event, domain.cancellation_mail(order))
 
     return {"order.paid": on_order_paid, "order.cancelled": on_order_cancelled}
 

@@ -6,6 +6,8 @@ starts the bus (which runs the consumers) and stops it on shutdown.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -47,9 +49,16 @@ def build_app(
     async def smtp_check() -> None:
         await smtp.ping()
 
+    @asynccontextmanager
+    async def smtp_connections(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await smtp.close()  # after the bus stopped: no mail is on its way
+
     return create_app(
         "notification",
-        resources=[database_resource(database), bus_resource(events)],
+        resources=[database_resource(database), smtp_connections, bus_resource(events)],
         readiness=[*standard_readiness(database, events), smtp_check],
     )
 

@@ -4,33 +4,27 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, UniqueConstraint, select
+from sqlalchemy import Column, MetaData, String, Table, UniqueConstraint, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bazaar.platform.db import UtcDateTime
 from bazaar.services.notification.domain import Mail, MailKind
 
+metadata = MetaData()
 
-class Base(DeclarativeBase):
-    pass
-
-
-class SentMailRow(Base):
-    __tablename__ = "mails_sent"
+mails_sent = Table(
+    "mails_sent",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("order_id", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("to", String(320), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=False),
     # Never two mails of one kind for one order, whatever events say so: the database
     # enforces it even when two deliveries race.
-    __table_args__ = (UniqueConstraint("order_id", "kind", name="uq_mails_sent_order_kind"),)
-
-    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(20))
-    to: Mapped[str] = mapped_column(String(320))
-    subject: Mapped[str] = mapped_column(String(300))
-    sent_at: Mapped[datetime] = mapped_column(UtcDateTime())
-
-
-metadata = Base.metadata
+    UniqueConstraint("order_id", "kind", name="uq_mails_sent_order_kind"),
+)
 
 
 class SentMailRepository:
@@ -39,16 +33,16 @@ class SentMailRepository:
 
     async def was_sent(self, order_id: str, kind: MailKind) -> bool:
         found = await self._session.scalar(
-            select(SentMailRow.event_id).where(
-                SentMailRow.order_id == order_id, SentMailRow.kind == kind.value
+            select(mails_sent.c.event_id).where(
+                mails_sent.c.order_id == order_id, mails_sent.c.kind == kind.value
             )
         )
         return found is not None
 
     async def add(self, event_id: str, mail: Mail, sent_at: datetime) -> None:
-        """Record the mail; flushed now, so a duplicate fails here, before anything is sent."""
-        self._session.add(
-            SentMailRow(
+        """Record the mail; a second one for its order and kind fails (IntegrityError)."""
+        await self._session.execute(
+            insert(mails_sent).values(
                 event_id=event_id,
                 order_id=mail.order_id,
                 kind=mail.kind.value,
@@ -57,4 +51,3 @@ class SentMailRepository:
                 sent_at=sent_at,
             )
         )
-        await self._session.flush()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from faststream.nats import TestNatsBroker
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
@@ -25,7 +25,7 @@ from bazaar.platform.events import Envelope
 from bazaar.platform.testing import migrated_database
 from bazaar.services.notification.bootstrap import MIGRATIONS, build_app
 from bazaar.services.notification.settings import NotificationSettings
-from bazaar.services.notification.store import SentMailRow
+from bazaar.services.notification.store import mails_sent
 
 
 def free_port() -> int:
@@ -85,9 +85,9 @@ class Service:
         """Publish `event` on the in-memory bus; the consumer runs before this returns."""
         await self.bus.publish_event(event)
 
-    async def mails_sent(self) -> list[SentMailRow]:
+    async def mails_sent(self) -> list[Row[Any]]:
         async with self.db.transaction() as session:
-            return list(await session.scalars(select(SentMailRow)))
+            return list(await session.execute(select(mails_sent)))
 
 
 StartService = Callable[[int], AbstractAsyncContextManager[Service]]
