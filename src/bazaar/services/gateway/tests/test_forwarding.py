@@ -10,6 +10,7 @@ import pytest
 import uvicorn
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from bazaar.platform.serving import asgi_server
 from bazaar.services.gateway.bootstrap import build_app
@@ -290,3 +291,58 @@ async def test_an_upstream_problem_on_the_event_stream_passes_through(
     answer = await api.get("/api/orders/o-2/events")
     assert answer.status_code == 404
     assert answer.json()["detail"] == "no such order"
+
+
+# -- the production transport, over real sockets ----------------------------------------
+
+
+async def _gateway_over(
+    settings: GatewaySettings, served: list[uvicorn.Server], **urls: str
+) -> httpx.AsyncClient:
+    app = build_app(settings.model_copy(update={f"{name}_url": url for name, url in urls.items()}))
+    return httpx.AsyncClient(base_url=await _serve(app, served), timeout=5)
+
+
+async def test_over_sockets_the_request_reaches_the_service_as_it_was_sent(
+    settings: GatewaySettings, served: list[uvicorn.Server]
+) -> None:
+    catalog = EchoUpstream("catalog")
+    gateway = await _gateway_over(settings, served, catalog=await _serve(catalog, served))
+    async with gateway:
+        answer = await gateway.get(
+            "/api/products/caf%C3%A9%20pot?x=%2B1", headers={"Accept-Language": "fr"}
+        )
+    assert answer.status_code == 200
+    (seen,) = catalog.seen
+    assert seen.raw_path == b"/api/products/caf%C3%A9%20pot"
+    assert seen.query == b"x=%2B1"
+    assert seen.headers["accept-language"] == "fr"
+    assert seen.headers["x-request-id"] == answer.headers["x-request-id"]
+
+
+async def test_over_sockets_a_service_that_is_down_is_a_503(
+    settings: GatewaySettings, served: list[uvicorn.Server]
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    async with await _gateway_over(settings, served, order=closed) as gateway:
+        answer = await gateway.get("/api/orders")
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"]
+
+
+async def test_over_sockets_a_service_too_slow_to_answer_is_a_504(
+    settings: GatewaySettings, served: list[uvicorn.Server]
+) -> None:
+    class Slow(EchoUpstream):
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                await asyncio.sleep(1.0)
+            await super().__call__(scope, receive, send)
+
+    slow = Slow("order")
+    quick = settings.model_copy(update={"upstream_timeout": 0.2})
+    async with await _gateway_over(quick, served, order=await _serve(slow, served)) as gateway:
+        answer = await gateway.get("/api/orders")
+    assert answer.status_code == 504
