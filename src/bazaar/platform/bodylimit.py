@@ -23,8 +23,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
+        if self._declared_too_large(scope["headers"]):
             await _refuse(scope, send, self.limit)
             return
         received = 0
@@ -51,6 +50,12 @@ class BodyLimitMiddleware:
             await send(message)
 
         await self.app(scope, counted, guarded)
+
+    def _declared_too_large(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        return any(
+            name == b"content-length" and value.isdigit() and int(value) > self.limit
+            for name, value in headers
+        )
 
 
 async def _refuse(scope: Scope, send: Send, limit: int) -> None:
