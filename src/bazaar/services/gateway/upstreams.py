@@ -212,6 +212,8 @@ async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(limit)
+    if not declared and "transfer-encoding" not in request.headers:
+        return b""  # neither a length nor chunks: HTTP/1.1 says there is no body
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
