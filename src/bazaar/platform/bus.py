@@ -2,10 +2,11 @@
 
 Services talk to `Bus`, never to a broker's API. NATS JetStream is the broker. FastStream
 makes the connection and gives tests its in-memory broker (`TestNatsBroker(bus.broker)`);
-once connected to a real server, the bus publishes, consumes and answers through nats-py
-directly: FastStream's per-message pipeline (middlewares, dependency injection, a thread
-hop to look up the message) cost more CPU than the work itself. Both paths share the rules
-below, so tests on the in-memory broker check what runs in production.
+once connected to a real server, the bus publishes, consumes (`jetstream.PullConsumer`)
+and answers through nats-py directly: FastStream's per-message pipeline (middlewares,
+dependency injection, a thread hop to look up the message) cost more CPU than the work
+itself. Both paths share the rules below, so tests on the in-memory broker check what
+runs in production; `bus.broker.subscriber(...)` of a test's own runs in memory only.
 
 Consumers get at-least-once delivery. A message that cannot be parsed, or whose handler
 keeps failing, is moved to a dead-letter subject with its error, and the consumer goes on.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,10 +28,8 @@ from faststream.message import StreamMessage
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError, NotJSMessageError
-from nats.js import JetStreamContext, api
-from nats.js.errors import BadRequestError
+from nats.js import JetStreamContext
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
@@ -43,6 +43,7 @@ from bazaar.platform.events import (
     deadletter_subject,
     event_subject,
 )
+from bazaar.platform.jetstream import PullConsumer, declare_stream, ensure_durable
 from bazaar.platform.logs import get_logger
 
 log = get_logger(__name__)
@@ -51,11 +52,8 @@ log = get_logger(__name__)
 # limit is 1 MiB, headers included).
 DEADLETTER_MAX_BODY = 512 * 1024
 PUBLISH_TIMEOUT = 5.0
-# A consumer fetches up to this many events at once and handles them concurrently.
-FETCH_BATCH = 20
-FETCH_SECONDS = 2.0
-# JetStream's answer when a stream exists with another configuration (an older release's).
-STREAM_NAME_IN_USE = 10058
+# A consumer handles up to this many events at once.
+IN_FLIGHT = 20
 
 EventHandler = Callable[[Envelope], Awaitable[None]]
 RequestHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -138,8 +136,7 @@ class _Native:
 
     connection: NatsClient
     js: JetStreamContext
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    subscriptions: list[Subscription] = field(default_factory=list)
+    consumers: list[PullConsumer] = field(default_factory=list)
 
 
 class Bus:
@@ -168,30 +165,22 @@ class Bus:
             return
         native = _Native(connection, connection.jetstream())
         self._native = native
-        await _declare_stream(native.js, self._events.config, EVENTS_PREFIX + ">")
-        await _declare_stream(native.js, self._deadletters.config, DEADLETTER_PREFIX + ">")
+        await declare_stream(native.js, self._events.config, EVENTS_PREFIX + ">")
+        await declare_stream(native.js, self._deadletters.config, DEADLETTER_PREFIX + ">")
         for consumer in self._consumers:
-            subscription = await native.js.pull_subscribe(
-                consumer.subject,
-                durable=consumer.durable,
-                stream=EVENTS_STREAM,
-                config=api.ConsumerConfig(
-                    durable_name=consumer.durable,
-                    ack_policy=api.AckPolicy.EXPLICIT,
-                    deliver_policy=api.DeliverPolicy.ALL,
-                ),
+            await ensure_durable(native.js, EVENTS_STREAM, consumer.durable, consumer.subject)
+            pull = PullConsumer(
+                connection,
+                EVENTS_STREAM,
+                consumer.durable,
+                functools.partial(self._receive, consumer),
+                capacity=IN_FLIGHT,
             )
-            native.tasks.append(
-                asyncio.create_task(
-                    self._pull(consumer, subscription), name=f"bus-consumer-{consumer.durable}"
-                )
-            )
+            await pull.start()
+            native.consumers.append(pull)
         for subject, handler in self._responders:
-            native.subscriptions.append(
-                await connection.subscribe(
-                    subject, queue=f"{self.service}-rpc", cb=self._responder(subject, handler)
-                )
-            )
+            respond = self._responder(subject, handler)
+            await connection.subscribe(subject, queue=f"{self.service}-rpc", cb=respond)
         # Subscriptions are live on the server once start() returns: no request sent
         # right after finds "no responders".
         await connection.flush()
@@ -199,11 +188,8 @@ class Bus:
     async def stop(self) -> None:
         native, self._native = self._native, None
         if native is not None:
-            for task in native.tasks:
-                task.cancel()
-            for task in native.tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            for pull in native.consumers:
+                await pull.stop()
         await self.broker.stop()  # drains the connection: replies in flight still go out
 
     async def ping(self) -> bool:
@@ -291,8 +277,8 @@ class Bus:
         """Deliver every `event_type` event to `handler`, at least once, across restarts.
 
         `consumer` names the durable subscription: replicas of one service share it, so
-        each event is handled by one of them. Events of a fetched batch are handled
-        concurrently, so handlers must not rely on delivery order (events carry versions).
+        each event is handled by one of them. Up to `IN_FLIGHT` events are handled at
+        once, so handlers must not rely on delivery order (events carry versions).
         Call it before `start()`.
         """
         subject = event_subject(event_type)
@@ -315,30 +301,13 @@ class Bus:
             subject,
             stream=self._events,
             durable=registration.durable,
-            pull_sub=PullSub(batch_size=FETCH_BATCH, timeout=FETCH_SECONDS),
+            pull_sub=PullSub(batch_size=IN_FLIGHT),
             ack_policy=AckPolicy.MANUAL,
             # The body stays bytes: FastStream's own JSON decoding would raise on some
             # bodies (nested too deep, or not what their content-type says) before any
             # handler runs, and the message would come back forever.
             decoder=_raw_body,
         )(receive_in_memory)
-
-    async def _pull(
-        self, consumer: _Consumer, subscription: JetStreamContext.PullSubscription
-    ) -> None:
-        while True:
-            try:
-                messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_SECONDS)
-            except TimeoutError:
-                continue  # nothing new
-            except Exception as exc:  # broker restarting: nats-py reconnects meanwhile
-                log.warning("event fetch failed", consumer=consumer.durable, error=repr(exc))
-                await asyncio.sleep(1.0)
-                continue
-            if len(messages) == 1:
-                await self._receive(consumer, messages[0])
-            else:
-                await asyncio.gather(*(self._receive(consumer, m) for m in messages))
 
     async def _receive(self, consumer: _Consumer, msg: Msg) -> None:
         started = time.perf_counter()
@@ -459,18 +428,6 @@ async def _answer(subject: str, handler: RequestHandler, body: bytes) -> dict[st
     except Exception as exc:
         log.exception("request handler failed", subject=subject)
         return {"error": {"code": "internal", "detail": type(exc).__name__}}
-
-
-async def _declare_stream(js: JetStreamContext, config: api.StreamConfig, subject: str) -> None:
-    """Create the stream, or bring an existing one to `config`, keeping its subjects."""
-    try:
-        await js.add_stream(config=config, subjects=[subject])
-    except BadRequestError as exc:
-        if exc.err_code != STREAM_NAME_IN_USE:
-            raise
-        existing = (await js.stream_info(config.name or "")).config
-        subjects = sorted({subject, *(existing.subjects or [])})
-        await js.update_stream(config=config, subjects=subjects)
 
 
 def _event_headers(event: Envelope) -> dict[str, str]:
