@@ -91,11 +91,12 @@ class InternalCart(BaseModel):
     items: list[InternalLine]
 
 
-def get_db(request: Request) -> Database:
+# Dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread.
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def get_pricing(request: Request) -> Pricing:
+async def get_pricing(request: Request) -> Pricing:
     return request.app.state.pricing
 
 

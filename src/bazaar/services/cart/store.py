@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     delete,
     insert,
     select,
@@ -52,6 +53,23 @@ cart_lines = Table(
 )
 
 
+# The statements of every add to cart, checkout and order, built once: SQLAlchemy then
+# reuses their compiled SQL without building and keying a new statement per call; the
+# values are bound at execution.
+_CART = (
+    select(carts.c.version, cart_lines.c.product_id, cart_lines.c.qty)
+    .select_from(carts.outerjoin(cart_lines, cart_lines.c.user_id == carts.c.user_id))
+    .where(carts.c.user_id == bindparam("user_id"))
+    .order_by(cart_lines.c.position)
+)
+_NEXT_VERSION = (
+    update(carts)
+    .where(carts.c.user_id == bindparam("id"), carts.c.version == bindparam("loaded"))
+    .values(version=bindparam("saved"), updated_at=bindparam("now"))
+)
+_DELETE_LINES = delete(cart_lines).where(cart_lines.c.user_id == bindparam("user_id"))
+
+
 class StaleCart(Exception):
     """Another transaction saved the cart since it was loaded: load it again and retry."""
 
@@ -63,15 +81,10 @@ class CartRepository:
         self._known_empty: set[str] = set()
 
     async def get(self, user_id: str) -> Cart:
-        """The user's cart; a user who never had one has an empty one (version 0)."""
-        rows = (
-            await self._session.execute(
-                select(carts.c.version, cart_lines.c.product_id, cart_lines.c.qty)
-                .select_from(carts.outerjoin(cart_lines, cart_lines.c.user_id == carts.c.user_id))
-                .where(carts.c.user_id == user_id)
-                .order_by(cart_lines.c.position)
-            )
-        ).all()
+        """The user's cart; a user who never had one has an empty one (version 0). One
+        statement, so the version and the lines are of one snapshot (no lock: `save`
+        checks the version)."""
+        rows = (await self._session.execute(_CART, {"user_id": user_id})).all()
         if not rows:
             return Cart(user_id)
         lines = {product_id: qty for _, product_id, qty in rows if product_id is not None}
@@ -85,13 +98,12 @@ class CartRepository:
         if cart.version == 0:
             # A concurrent first save fails here on the primary key (IntegrityError).
             await self._session.execute(
-                insert(carts).values(user_id=cart.user_id, version=1, updated_at=now)
+                insert(carts), {"user_id": cart.user_id, "version": 1, "updated_at": now}
             )
         else:
             result = await self._session.execute(
-                update(carts)
-                .where(carts.c.user_id == cart.user_id, carts.c.version == cart.version)
-                .values(version=cart.version + 1, updated_at=now)
+                _NEXT_VERSION,
+                {"id": cart.user_id, "loaded": cart.version, "saved": cart.version + 1, "now": now},
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise StaleCart(f"the cart of {cart.user_id} changed concurrently")
@@ -99,9 +111,7 @@ class CartRepository:
             # loaded empty in this transaction has none to delete (the version check above
             # says nobody saved it since).
             if cart.user_id not in self._known_empty:
-                await self._session.execute(
-                    delete(cart_lines).where(cart_lines.c.user_id == cart.user_id)
-                )
+                await self._session.execute(_DELETE_LINES, {"user_id": cart.user_id})
         if cart.lines:
             await self._session.execute(
                 insert(cart_lines),

@@ -112,7 +112,8 @@ _UPDATE_STOCK = (
     )
 )
 # A reservation with its lines in one statement; on PostgreSQL the reservation's row is
-# locked (FOR UPDATE OF: the lines are only read).
+# locked (FOR UPDATE OF: the lines are only read). Safe because lines never change once
+# written: a wait on the lock re-reads the reservation's row, not the joined lines.
 _RESERVATION_FOR_UPDATE = (
     select(
         reservations_table.c.state,
