@@ -45,11 +45,12 @@ class ModePublic(BaseModel):
     mode: ProcessorMode
 
 
-def get_db(request: Request) -> Database:
+# Dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread.
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def get_processor(request: Request) -> Processor:
+async def get_processor(request: Request) -> Processor:
     return request.app.state.processor
 
 

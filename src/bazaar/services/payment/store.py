@@ -6,7 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, Row, String, Table, insert, or_, select, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bazaar.platform.db import UtcDateTime
@@ -25,6 +37,16 @@ payments = Table(
     Column("status", String(20), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("refunded_at", UtcDateTime(), nullable=True),
+)
+
+
+# What a charge looks up, by its key or its order: built once, SQLAlchemy reuses its
+# compiled SQL without building and keying a new statement per charge.
+_RECORDED_FOR_CHARGE = select(payments).where(
+    or_(
+        payments.c.idempotency_key == bindparam("key"),
+        payments.c.order_id == bindparam("order_id"),
+    )
 )
 
 
@@ -55,9 +77,7 @@ class PaymentRepository:
     async def recorded_for(self, idempotency_key: str, order_id: str) -> Recorded:
         """Both lookups a charge needs, in one statement (at most two rows)."""
         rows = await self._session.execute(
-            select(payments).where(
-                or_(payments.c.idempotency_key == idempotency_key, payments.c.order_id == order_id)
-            )
+            _RECORDED_FOR_CHARGE, {"key": idempotency_key, "order_id": order_id}
         )
         under_key = of_order = None
         for row in rows:
@@ -76,15 +96,16 @@ class PaymentRepository:
     async def add(self, payment: Payment, idempotency_key: str) -> None:
         """A duplicate key or order fails here (IntegrityError)."""
         await self._session.execute(
-            insert(payments).values(
-                payment_id=payment.payment_id,
-                order_id=payment.order_id,
-                idempotency_key=idempotency_key,
-                amount_cents=payment.amount_cents,
-                status=payment.status.value,
-                created_at=payment.created_at,
-                refunded_at=payment.refunded_at,
-            )
+            insert(payments),
+            {
+                "payment_id": payment.payment_id,
+                "order_id": payment.order_id,
+                "idempotency_key": idempotency_key,
+                "amount_cents": payment.amount_cents,
+                "status": payment.status.value,
+                "created_at": payment.created_at,
+                "refunded_at": payment.refunded_at,
+            },
         )
 
     async def save(self, payment: Payment) -> None:
