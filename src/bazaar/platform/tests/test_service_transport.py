@@ -15,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from bazaar.platform.clients import ResilientClient, ServiceTransport, UpstreamError
+from bazaar.platform.clients import ResilientClient, UpstreamError
 from bazaar.platform.serving import asgi_server
+from bazaar.platform.transport import ServiceTransport
 
 
 class Recorder:

@@ -18,9 +18,9 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
 from bazaar.platform import web
-from bazaar.platform.clients import ServiceTransport
 from bazaar.platform.logs import get_logger
 from bazaar.platform.problems import NotFound, Problem
+from bazaar.platform.transport import ServiceTransport
 
 log = get_logger(__name__)
 
