@@ -3,7 +3,6 @@ turns its input into a call of the service layer, and the answer back."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -117,7 +116,8 @@ class CategoryList(BaseModel):
     items: list[CategoryPublic]
 
 
-def get_db(request: Request) -> Database:
+# Dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread.
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
@@ -212,7 +212,13 @@ def quote_responder(db: Database) -> RequestHandler:
         # A ValidationError here reaches the caller as a `bad_request` reply.
         request = QuoteRequest.model_validate(payload)
         quotes = await handlers.quote(db, request.product_ids)
-        return asdict(quotes)
+        return {
+            "quotes": [
+                {"product_id": q.product_id, "name": q.name, "price_cents": q.price_cents}
+                for q in quotes.quotes
+            ],
+            "missing": quotes.missing,
+        }
 
     return answer_quote
 
@@ -226,6 +232,6 @@ def stock_consumer(inbox: Inbox) -> EventHandler:
         change = StockChanged.model_validate(event.data)
         level = StockLevel(change.product_id, change.available, change.version)
         applied = await handlers.record_stock(inbox, event, level)
-        log.debug("stock event", event_id=event.id, applied=applied, **asdict(level))
+        log.debug("stock event", event_id=event.id, applied=applied, version=level.version)
 
     return on_stock_changed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     func,
     insert,
     or_,
@@ -71,6 +73,27 @@ stock_levels = Table(
     Column("available", Integer, nullable=False),
     Column("version", Integer, nullable=False),
 )
+
+
+# A price quote, on every add to cart and checkout: built once, SQLAlchemy reuses its
+# compiled SQL without building and keying a new statement per quote.
+_PRICES = select(products.c.id, products.c.name, products.c.price_cents).where(
+    products.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+@functools.cache
+def _stock_upsert(dialect: str) -> Any:
+    """Stock events arrive late, twice or out of order: only a newer version counts. The
+    statement itself decides (no read before it), so two replicas applying two events
+    for one product at once cannot let the older one win either. One per dialect, built
+    once (two per order arrive)."""
+    upsert = (postgresql if dialect == "postgresql" else sqlite).insert(stock_levels)
+    return upsert.on_conflict_do_update(
+        index_elements=[stock_levels.c.product_id],
+        set_={"available": upsert.excluded.available, "version": upsert.excluded.version},
+        where=stock_levels.c.version < upsert.excluded.version,
+    )
 
 
 def _listed() -> Select[Any]:
@@ -153,11 +176,7 @@ class CatalogRepository:
 
     async def prices(self, product_ids: Iterable[str]) -> dict[str, Quote]:
         """One SELECT ... WHERE id IN: quotes are on the checkout's critical path."""
-        rows = await self._session.execute(
-            select(products.c.id, products.c.name, products.c.price_cents).where(
-                products.c.id.in_(list(product_ids))
-            )
-        )
+        rows = await self._session.execute(_PRICES, {"ids": list(product_ids)})
         return {pid: Quote(pid, name, price) for pid, name, price in rows}
 
     async def add(self, product: Product) -> None:
@@ -206,17 +225,9 @@ class CatalogRepository:
         return StockLevel(row.product_id, row.available, row.version) if row else None
 
     async def save_stock_if_newer(self, level: StockLevel) -> None:
-        """Stock events arrive late, twice or out of order: only a newer version counts.
-        The statement itself decides (no read before it), so two replicas applying two
-        events for one product at once cannot let the older one win either."""
-        upsert = _insert(self._session, stock_levels).values(**level.__dict__)
-        await self._session.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[stock_levels.c.product_id],
-                set_={"available": upsert.excluded.available, "version": upsert.excluded.version},
-                where=stock_levels.c.version < upsert.excluded.version,
-            )
-        )
+        """Save `level` unless the stored one is as new or newer (see `_stock_upsert`)."""
+        dialect = self._session.get_bind().dialect.name
+        await self._session.execute(_stock_upsert(dialect), level.__dict__)
 
     async def add_stock_if_absent(self, level: StockLevel) -> bool:
         if await self.stock(level.product_id) is not None:
