@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, MetaData, String, Table, UniqueConstraint, insert, select
+from sqlalchemy import (
+    Column,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    bindparam,
+    insert,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bazaar.platform.db import UtcDateTime
@@ -27,27 +36,30 @@ mails_sent = Table(
 )
 
 
+# Every event asks it: built once, SQLAlchemy reuses its compiled SQL per call.
+_SENT = select(mails_sent.c.event_id).where(
+    mails_sent.c.order_id == bindparam("order_id"), mails_sent.c.kind == bindparam("kind")
+)
+
+
 class SentMailRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
     async def was_sent(self, order_id: str, kind: MailKind) -> bool:
-        found = await self._session.scalar(
-            select(mails_sent.c.event_id).where(
-                mails_sent.c.order_id == order_id, mails_sent.c.kind == kind.value
-            )
-        )
+        found = await self._session.scalar(_SENT, {"order_id": order_id, "kind": kind.value})
         return found is not None
 
     async def add(self, event_id: str, mail: Mail, sent_at: datetime) -> None:
         """Record the mail; a second one for its order and kind fails (IntegrityError)."""
         await self._session.execute(
-            insert(mails_sent).values(
-                event_id=event_id,
-                order_id=mail.order_id,
-                kind=mail.kind.value,
-                to=mail.to,
-                subject=mail.subject,
-                sent_at=sent_at,
-            )
+            insert(mails_sent),
+            {
+                "event_id": event_id,
+                "order_id": mail.order_id,
+                "kind": mail.kind.value,
+                "to": mail.to,
+                "subject": mail.subject,
+                "sent_at": sent_at,
+            },
         )
