@@ -1,6 +1,6 @@
-"""The services behind the gateway: one shared `httpx.AsyncClient` per upstream (keep-alive
-connections, timeouts), and the one generic function that forwards a public request to
-the service that owns its path.
+"""The services behind the gateway: one transport per upstream (its pool of keep-alive
+connections), and the one generic function that forwards a public request to the service
+that owns its path, straight to that transport.
 
 The gateway does not retry a forwarded call: most public writes are not idempotent, and
 the client is the one who knows (and sends an `Idempotency-Key` when it does).
@@ -44,6 +44,8 @@ RESPONSE_HEADERS = frozenset(
     {"content-type", "retry-after", "www-authenticate", "location", "cache-control"}
 )
 TransportOverride = httpx.AsyncBaseTransport | Mapping[str, httpx.AsyncBaseTransport] | None
+# Targets up to this long have their upstream URL parsed once (1024 kept, ~1 MiB at most).
+CACHED_TARGET_LENGTH = 320
 
 
 class UpstreamUnavailable(Problem):
@@ -147,10 +149,17 @@ class Upstreams:
             raise RuntimeError(", ".join(failures))
 
 
-@functools.lru_cache(maxsize=1024)
 def _upstream_url(base: str, target: str) -> httpx.URL:
     """httpx parses a URL in Python, character by character, and most forwarded targets
-    repeat (the product list, the cart, an order polled until paid): each is parsed once."""
+    repeat (the product list, the cart, an order polled until paid): each is parsed once.
+    Only short ones are kept, so the cache stays small whatever URLs clients make up."""
+    if len(target) > CACHED_TARGET_LENGTH:
+        return httpx.URL(base + target)
+    return _parsed_url(base, target)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_url(base: str, target: str) -> httpx.URL:
     return httpx.URL(base + target)
 
 
