@@ -7,6 +7,7 @@ this module does not know which.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
@@ -37,7 +38,10 @@ WRITER_WAIT_SECONDS = 10.0  # as long as SQLite's busy timeout below
 
 def _writer_lock(database: str) -> asyncio.Lock:
     by_file = _writer_locks.setdefault(asyncio.get_running_loop(), {})
-    return by_file.setdefault(database, asyncio.Lock())
+    lock = by_file.get(database)
+    if lock is None:  # made once per file, not on every transaction
+        lock = by_file[database] = asyncio.Lock()
+    return lock
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -131,6 +135,14 @@ class Database:
         self._read_sessions = async_sessionmaker(
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
         )
+        # The SQLite file whose writers queue on one lock (see _writer_lock): resolved
+        # once, so that every spelling of its path (relative, absolute, a link) shares it.
+        database = self.engine.url.database
+        self._sqlite_file = (
+            os.path.realpath(database)
+            if self.is_sqlite and database and database != ":memory:"
+            else None
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -143,10 +155,9 @@ class Database:
             yield session
 
     def _one_writer(self) -> AbstractAsyncContextManager[Any]:
-        database = self.engine.url.database
-        if not self.is_sqlite or not database or database == ":memory:":
+        if self._sqlite_file is None:
             return nullcontext()
-        return _queued(_writer_lock(database))
+        return _queued(_writer_lock(self._sqlite_file))
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
