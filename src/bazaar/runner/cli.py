@@ -3,8 +3,9 @@
 bazaar up                start everything (http://localhost:$BAZAAR_PORT), Ctrl-C stops
 bazaar status            what runs, with each process's health
 bazaar stop              stop the running `bazaar up`
-bazaar migrate           bring every database to its latest revision
-bazaar seed              load the demo data again
+bazaar migrate [SERVICE] bring every database (or one service's) to its latest revision
+bazaar seed [SERVICE]    load the demo data again (everywhere, or into one service)
+bazaar serve SERVICE     run one service in this process (what a container runs)
 bazaar logs PROCESS      the tail of a process's log (-f to follow)
 bazaar keys rotate       a new signing key for access tokens; expired ones retired
 bazaar check             prove the checkout's invariants on the services' data
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -27,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bazaar.runner import inspect_commands
-from bazaar.runner.demo import admin_login
+from bazaar.runner.demo import admin_login, demo_file
 from bazaar.runner.home import Home, default_home, tail
 from bazaar.runner.platform import Platform, StartupError, already_running
 from bazaar.runner.ports import PortInUse, ensure_free
@@ -66,8 +68,19 @@ def parser() -> argparse.ArgumentParser:
     stop_ = commands.add_parser("stop", help="stop the running `bazaar up`")
     stop_.add_argument("--timeout", type=float, default=15.0)
     stop_.set_defaults(run=stop)
-    commands.add_parser("migrate", help="run every service's migrations").set_defaults(run=migrate)
-    commands.add_parser("seed", help="load the demo data (again)").set_defaults(run=seed)
+    migrate_ = commands.add_parser("migrate", help="run every service's migrations, or one's")
+    migrate_.add_argument(
+        "service", nargs="?", choices=[s.name for s in TOPOLOGY if s.database], metavar="SERVICE"
+    )
+    migrate_.set_defaults(run=migrate)
+    seed_ = commands.add_parser("seed", help="load the demo data (again), everywhere or in one")
+    seed_.add_argument(
+        "service", nargs="?", choices=[s.name for s in TOPOLOGY if s.seed_file], metavar="SERVICE"
+    )
+    seed_.set_defaults(run=seed)
+    serve_ = commands.add_parser("serve", help="run one service in this process (containers)")
+    serve_.add_argument("service", choices=[s.name for s in TOPOLOGY], metavar="SERVICE")
+    serve_.set_defaults(run=serve)
     logs_ = commands.add_parser("logs", help="show the end of a process's log")
     logs_.add_argument("process", choices=process_names())
     logs_.add_argument("-n", "--lines", type=int, default=50)
@@ -204,11 +217,37 @@ def stop(args: argparse.Namespace, home: Home) -> int:
 
 
 def migrate(args: argparse.Namespace, home: Home) -> int:
+    if args.service:
+        return run_service(args, "migrate")
     return _one_shot(home, seeding=False)
 
 
 def seed(args: argparse.Namespace, home: Home) -> int:
+    if args.service:
+        spec = _spec(args.service)
+        return run_service(args, "seed", str(demo_file(spec.seed_file)))
     return _one_shot(home, seeding=True)
+
+
+def serve(args: argparse.Namespace, home: Home) -> int:
+    return run_service(args, "serve")
+
+
+def _spec(name: str) -> ServiceSpec:
+    return next(s for s in TOPOLOGY if s.name == name)
+
+
+def run_service(args: argparse.Namespace, *command: str) -> int:
+    """`python -m bazaar.services.<name> COMMAND...`, in this process: a container's
+    entrypoint is `bazaar`, and the service's own `__main__` stays the one place that
+    knows how it boots. Its settings come from the environment (`--home` included), and a
+    bad one exits with code 2, as the module does."""
+    if args.home:
+        os.environ["BAZAAR_HOME"] = str(args.home.resolve())
+    module = _spec(args.service).module
+    sys.argv = [module, *command]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    return EXIT_OK
 
 
 def _one_shot(home: Home, seeding: bool) -> int:
