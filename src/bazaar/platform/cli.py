@@ -14,23 +14,35 @@ import sys
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bazaar.platform.config import ConfigurationError, ServiceSettings
 from bazaar.platform.migrations import migrate
-from bazaar.platform.serving import start_process
+from bazaar.platform.serving import run_asgi, start_process
 
-Seeder = Callable[[ServiceSettings, Path], Coroutine[Any, Any, str]]
+Settings = TypeVar("Settings", bound=ServiceSettings)
+Seeder = Callable[[Settings, Path], Coroutine[Any, Any, str]]
+
+
+def serve_asgi(build_app: Callable[[Settings], Any]) -> Callable[[Settings], None]:
+    """`serve` for an HTTP service: build its app from the settings and serve it."""
+
+    def serve(settings: Settings) -> None:
+        run_asgi(build_app(settings), settings)
+
+    return serve
 
 
 def run_service_cli(
-    settings_class: type[ServiceSettings],
-    serve: Callable[[ServiceSettings], None],
+    settings_class: type[Settings],
+    serve: Callable[[Settings], None],
     *,
     migrations_dir: Path | None = None,
-    seed: Seeder | None = None,
+    seed: Seeder[Settings] | None = None,
     argv: Sequence[str] | None = None,
 ) -> None:
+    """The `main()` of every service: `bootstrap.py` names its settings, how it serves,
+    its migrations and its seeder."""
     parser = argparse.ArgumentParser(
         prog=f"python -m bazaar.services.{settings_class.service_name}"
     )
@@ -58,7 +70,7 @@ def run_service_cli(
         serve(settings)
 
 
-def prepare(settings: ServiceSettings, migrations_dir: Path | None, seed: Seeder | None) -> None:
+def prepare(settings: Settings, migrations_dir: Path | None, seed: Seeder[Settings] | None) -> None:
     """What the embedded runner asks a service to do before it serves: one process instead
     of three per service makes `bazaar up` start in half the time."""
     migrating = bool(migrations_dir and settings.migrate_on_start)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,7 +82,7 @@ class ServiceSettings(BaseSettings):
         return self
 
     @classmethod
-    def load(cls, **overrides: object) -> ServiceSettings:
+    def load(cls, **overrides: object) -> Self:
         """Read the environment; a bad value stops start-up with the variable's name."""
         try:
             return cls(**overrides)  # type: ignore[arg-type]

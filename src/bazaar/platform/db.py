@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
@@ -138,6 +138,7 @@ class Database:
         # The SQLite file whose writers queue on one lock (see _writer_lock): resolved
         # once, so that every spelling of its path (relative, absolute, a link) shares it.
         database = self.engine.url.database
+        self._after_commit: list[Callable[[AsyncSession], None]] = []
         self._sqlite_file = (
             os.path.realpath(database)
             if self.is_sqlite and database and database != ":memory:"
@@ -150,9 +151,18 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work: commits on success, rolls back on any exception."""
-        async with self._one_writer(), self.sessions() as session, session.begin():
-            yield session
+        """A unit of work: commits on success, rolls back on any exception. After a commit,
+        the `after_commit` callbacks see the session (its `info` says what was written)."""
+        async with self._one_writer(), self.sessions() as session:
+            async with session.begin():
+                yield session
+            for callback in self._after_commit:
+                callback(session)
+
+    def after_commit(self, callback: Callable[[AsyncSession], None]) -> None:
+        """Call `callback(session)` after every transaction of this database commits
+        (the outbox relay wakes up when one added events)."""
+        self._after_commit.append(callback)
 
     def _one_writer(self) -> AbstractAsyncContextManager[Any]:
         if self._sqlite_file is None:

@@ -27,10 +27,16 @@ from bazaar.platform.messaging_tables import outbox
 log = get_logger(__name__)
 
 
+# In `session.info` of a transaction that added events: its commit wakes the relay.
+_EVENTS_ADDED = "bazaar.outbox.events_added"
+
+
 async def add_to_outbox(session: AsyncSession, *events: Envelope) -> None:
-    """Record events inside the caller's transaction."""
+    """Record events inside the caller's transaction; the relay of the session's database
+    publishes them as soon as it commits."""
     if not events:
         return
+    session.info[_EVENTS_ADDED] = True
     now = datetime.now(UTC)
     await session.execute(
         insert(outbox),
@@ -47,7 +53,8 @@ async def add_to_outbox(session: AsyncSession, *events: Envelope) -> None:
 
 
 class OutboxRelay:
-    """Publishes unpublished outbox rows; `wake()` after a commit cuts the wait to nothing."""
+    """Publishes unpublished outbox rows: at once after a commit of `db` that added events,
+    and every `poll_seconds` (rows of a crashed process, a broker that was down)."""
 
     def __init__(
         self,
@@ -65,6 +72,11 @@ class OutboxRelay:
         self._poll_seconds = poll_seconds
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        db.after_commit(self._wake_if_events_added)
+
+    def _wake_if_events_added(self, session: AsyncSession) -> None:
+        if session.info.get(_EVENTS_ADDED):
+            self._wakeup.set()
 
     def wake(self) -> None:
         self._wakeup.set()

@@ -27,6 +27,7 @@ from bazaar.platform import metrics
 from bazaar.platform.bodylimit import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
+from bazaar.platform.dependencies import provide
 from bazaar.platform.logs import get_logger
 from bazaar.platform.outbox import OutboxRelay
 from bazaar.platform.problems import PROBLEM_JSON, Problem, problem_body
@@ -253,12 +254,14 @@ def create_app(
     title: str | None = None,
     resources: Sequence[Resource] = (),
     readiness: Sequence[ReadinessCheck] = (),
+    provides: object | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """An app with the platform's outside. `resources` are async context managers entered
-    at start-up in order (database, bus, background tasks) and left in reverse. A request
-    body over `max_body_bytes` is a 413 problem."""
+    at start-up in order (database, bus, background tasks) and left in reverse.
+    `provides` is what routes get through `dependencies.uses` (the service's typed
+    dependencies and use cases). A request body over `max_body_bytes` is a 413 problem."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -270,6 +273,8 @@ def create_app(
         log.info("service stopped", service=service)
 
     app = FastAPI(title=title or f"bazaar {service}", lifespan=lifespan, **fastapi_kwargs)
+    if provides is not None:
+        provide(app, provides)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
     app.add_middleware(RequestContextMiddleware, service=service)  # outermost
