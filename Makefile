@@ -7,13 +7,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 GENERATED := src/bazaar/contracts/generated
 PROTO_OUT := $(GENERATED)/inventory_pb2.py
+CONTRACT_TOOLS := contracts/tools/node_modules/.installed
 
-.PHONY: up test lint fmt proto install clean bench help
+.PHONY: up test contracts contracts-release lint fmt proto install clean bench help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make up     install, migrate, seed and start every service (http://localhost:$${BAZAAR_PORT:-8000})"
 	@echo "make test   run the whole test suite"
+	@echo "make contracts  Pact, buf and schema compatibility checks (contracts/README.md)"
 	@echo "make lint   ruff, mypy and the import contracts"
 	@echo "make bench  benchmarks (ratios, side by side)"
 	@echo "make clean  remove .venv, generated code and local data (.bazaar)"
@@ -37,8 +39,25 @@ proto: $(PROTO_OUT)
 up: install
 	$(BIN)/bazaar up
 
-test: install
+test: install $(CONTRACT_TOOLS)
 	$(BIN)/python -m pytest
+
+# buf comes from npm (@bufbuild/buf). Without npm the buf checks skip (fail in CI).
+$(CONTRACT_TOOLS): contracts/tools/package.json contracts/tools/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix contracts/tools --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the buf checks will be skipped (apt-get install npm)"; fi
+
+contracts: install $(CONTRACT_TOOLS)
+	$(BIN)/python -m pytest tests/contracts
+
+# After a release: what was released becomes the baseline every change is checked against.
+contracts-release: $(CONTRACT_TOOLS)
+	@mkdir -p contracts/released/events contracts/released/quotes
+	cp contracts/events/*.json contracts/released/events/
+	cp contracts/quotes/*.json contracts/released/quotes/
+	cd contracts && tools/node_modules/.bin/buf build . --exclude-source-info -o released/inventory.image.json
+	$(BIN)/python -c "import json,pathlib; p=pathlib.Path('contracts/released/inventory.image.json'); p.write_text(json.dumps(json.loads(p.read_text()), indent=1) + '\\n')"
 
 lint: install
 	$(BIN)/ruff check src tests
