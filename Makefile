@@ -74,3 +74,22 @@ bench: install
 
 clean:
 	rm -rf $(VENV) $(GENERATED) .bazaar .pytest_cache .mypy_cache .ruff_cache
+
+# --- deploy: the image (docker or podman, whichever is here) and the manifests' checks ---
+CONTAINER_TOOL ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+IMAGE ?= bazaar:0.1.0-$(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
+# BASE_IMAGE=... picks another base; IMAGE_BUILD_FLAGS=... adds the tool's own flags.
+
+.PHONY: image deploy-check
+image:
+	@test -n "$(CONTAINER_TOOL)" || { echo "make image needs docker or podman"; exit 1; }
+	$(CONTAINER_TOOL) build -f Containerfile -t $(IMAGE) \
+		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+		--build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
+		--build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+		$(IMAGE_BUILD_FLAGS) .
+	@echo "built $(IMAGE)"
+
+deploy-check: install
+	deploy/lock.sh --check
+	$(BIN)/python -m pytest tests/deploy -q
