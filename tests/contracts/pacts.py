@@ -1,0 +1,140 @@
+"""What the Pact tests share: the pact files kept in contracts/pacts/, a real provider app
+served on a free loopback port (uvicorn for the ASGI services, waitress for auth), and
+the verification of a provider against every pact that names it.
+
+Consumer tests write their pact to a temporary folder and compare it with the committed
+one: a consumer whose expectations changed rewrites contracts/pacts/ and fails once, so
+the change is reviewed and committed with the code, and the providers are always
+verified against what is in the repository."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import uvicorn
+
+from bazaar.platform.testing import free_port
+
+from .tools import CONTRACTS
+
+pact = pytest.importorskip("pact", reason="pact-python is not installed (pip install -e .[dev])")
+
+PACTS = CONTRACTS / "pacts"
+T = TypeVar("T")
+StateHandler = Callable[..., None]
+
+
+def new_pact(consumer: str, provider: str) -> Any:
+    return pact.Pact(consumer, provider).with_specification("V4")
+
+
+def _comparable(document: dict[str, Any]) -> dict[str, Any]:
+    """A pact without what changes with the tool's version."""
+    return {key: value for key, value in document.items() if key != "metadata"}
+
+
+def keep(written: Any, folder: Path) -> None:
+    """Write the pact and compare it with the committed one (see the module docstring)."""
+    written.write_file(folder, overwrite=True)
+    (path,) = folder.glob(f"{written.consumer}-{written.provider}.json")
+    committed = PACTS / path.name
+    fresh = json.loads(path.read_text())
+    if committed.exists() and _comparable(json.loads(committed.read_text())) == _comparable(fresh):
+        return
+    PACTS.mkdir(exist_ok=True)
+    shutil.copy(path, committed)
+    pytest.fail(
+        f"{committed.relative_to(CONTRACTS.parent)} changed: rewritten, review and commit it"
+    )
+
+
+# -- a provider on a real socket --------------------------------------------------------
+
+
+class ServedApp:
+    """An ASGI app under uvicorn in a thread of its own, with its own event loop. Provider
+    states are set up by running the provider's own async code on that loop (`run`)."""
+
+    def __init__(
+        self, app: Any, around: Callable[[], AbstractAsyncContextManager[Any]] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._around = around or nullcontext
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),))
+
+    async def _main(self) -> None:
+        # `around` wraps the whole life of the server: an in-memory broker, for one.
+        async with self._around():
+            await self._server.serve()
+
+    def run(self, coroutine: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)  # type: ignore[arg-type]
+
+    def __enter__(self) -> ServedApp:
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the provider app did not start")
+            threading.Event().wait(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+        self._loop.close()
+
+
+@contextmanager
+def served_wsgi(app: Any) -> Iterator[str]:
+    """A WSGI app (auth, Flask) under waitress, as it runs in production; yields its URL."""
+    from waitress.server import create_server
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=2)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.close()
+        thread.join(timeout=10)
+
+
+# -- verification ------------------------------------------------------------------------
+
+
+def verify(
+    provider: str,
+    url: str,
+    states: Mapping[str, StateHandler],
+    *,
+    headers: Mapping[str, str] | None = None,
+    pacts: Path = PACTS,
+) -> None:
+    """Replay every pact in `pacts` that names `provider` against the app at `url`;
+    fails with the verifier's own account of each mismatch."""
+    sources = sorted(pacts.glob(f"*-{provider}.json"))
+    assert sources, f"no pact names the provider {provider} in {pacts}"
+    verifier = pact.Verifier(provider, host="127.0.0.1").add_transport(url=url)
+    for source in sources:
+        verifier.add_source(source)
+    for name, value in (headers or {}).items():
+        verifier.add_custom_header(name, value)
+    verifier.state_handler(dict(states), teardown=False).set_coloured_output(enabled=False)
+    try:
+        verifier.verify()
+    except Exception as exc:
+        pytest.fail(
+            f"{provider} breaks a consumer's pact:\n{verifier.output(strip_ansi=True)}\n{exc}"
+        )
