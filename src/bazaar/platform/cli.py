@@ -2,6 +2,7 @@
 
 python -m bazaar.services.<name>            serve (the default)
 python -m bazaar.services.<name> migrate    bring the database to the latest revision
+python -m bazaar.services.<name> revision "what changed"   write the next migration
 python -m bazaar.services.<name> seed FILE  load demo data (idempotent)
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bazaar.platform.config import ConfigurationError, ServiceSettings
-from bazaar.platform.migrations import migrate
+from bazaar.platform.migrations import migrate, new_revision
 from bazaar.platform.serving import run_asgi, start_process
 
 Settings = TypeVar("Settings", bound=ServiceSettings)
@@ -50,6 +51,10 @@ def run_service_cli(
     commands.add_parser("serve", help="run the service (default)")
     if migrations_dir:
         commands.add_parser("migrate", help="upgrade the database to the latest revision")
+        revising = commands.add_parser(
+            "revision", help="write the next migration from what the tables declare"
+        )
+        revising.add_argument("message", help="what the revision changes, in a few words")
     if seed:
         seeding = commands.add_parser("seed", help="load demo data from a JSON file")
         seeding.add_argument("file", type=Path)
@@ -60,7 +65,9 @@ def run_service_cli(
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
     start_process(settings)
-    if args.command == "migrate" and migrations_dir:
+    if args.command == "revision" and migrations_dir:
+        print(f"{settings.service_name}: wrote {new_revision(migrations_dir, args.message)}")
+    elif args.command == "migrate" and migrations_dir:
         migrate(migrations_dir, settings.database_url)
         print(f"{settings.service_name}: database at the latest revision")
     elif args.command == "seed" and seed:

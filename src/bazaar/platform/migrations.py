@@ -40,6 +40,28 @@ def migrate(migrations_dir: Path, url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(migrations_dir, url), revision)
 
 
+def new_revision(migrations_dir: Path, message: str) -> Path:
+    """Write the next revision of a service's migrations: what its tables declare that its
+    migrations do not create yet (Alembic's autogenerate, against a scratch SQLite database
+    brought to head). Revisions are numbered 0001, 0002, ... Returns the new file."""
+    import tempfile
+
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    with tempfile.TemporaryDirectory() as scratch:
+        url = f"sqlite+aiosqlite:///{Path(scratch) / 'head.db'}"
+        migrate(migrations_dir, url)
+        config = alembic_config(migrations_dir, url)
+        head = ScriptDirectory.from_config(config).get_current_head()
+        number = int(head) + 1 if head and head.isdigit() else 1
+        script = command.revision(
+            config, message=message, autogenerate=True, rev_id=f"{number:04d}"
+        )
+    assert script is not None and not isinstance(script, list)
+    return Path(script.path)
+
+
 def run_alembic_env(metadata: MetaData, *, messaging: bool = True) -> None:
     """The body of every service's `migrations/env.py`. `messaging` adds the outbox and
     inbox tables, which every service that publishes or consumes events needs."""
@@ -80,3 +102,45 @@ def run_alembic_env(metadata: MetaData, *, messaging: bool = True) -> None:
         thread = threading.Thread(target=lambda: asyncio.run(run_async()))
         thread.start()
         thread.join()
+
+
+def create_messaging_tables() -> None:
+    """In the first migration of a service that publishes or consumes events: the inbox
+    and outbox tables as `messaging_tables` declares them. Spelled out, not derived from
+    the metadata, so a later change of the tables needs (and gets) its own revision."""
+    import sqlalchemy as sa
+    from alembic import op
+
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(length=100), nullable=False),
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id"),
+    )
+    op.create_table(
+        "outbox",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("event_type", sa.String(length=100), nullable=False),
+        sa.Column("envelope", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("seq"),
+        sa.UniqueConstraint("event_id"),
+    )
+    op.create_index("ix_outbox_published_at", "outbox", ["published_at"], unique=False)
+
+
+def drop_messaging_tables() -> None:
+    """The downgrade of `create_messaging_tables`."""
+    from alembic import op
+
+    op.drop_index("ix_outbox_published_at", table_name="outbox")
+    op.drop_table("outbox")
+    op.drop_table("inbox")

@@ -28,7 +28,7 @@ from types import FrameType
 from rich.console import Console
 from rich.table import Table
 
-from bazaar.runner import inspect_commands
+from bazaar.runner import inspect_commands, scaffold
 from bazaar.runner.demo import admin_login, demo_file
 from bazaar.runner.home import Home, default_home, tail
 from bazaar.runner.platform import Platform, StartupError, already_running
@@ -89,8 +89,23 @@ def parser() -> argparse.ArgumentParser:
     keys_ = commands.add_parser("keys", help="rotate the auth service's signing keys")
     keys_.add_argument("action", choices=["rotate"], help="publish a new key, retire expired")
     keys_.set_defaults(run=keys)
+    new_ = commands.add_parser("new", help="generate a new service in the platform's shape")
+    new_.add_argument("kind", choices=["service"])
+    new_.add_argument("name", help="the service's name: lower-case letters and digits")
+    new_.add_argument("--root", type=Path, default=Path(), help="the checkout (default: .)")
+    new_.set_defaults(run=new)
     inspect_commands.add_commands(commands)
     return root
+
+
+def new(args: argparse.Namespace, home: Home) -> int:
+    try:
+        scaffold.new_service(args.name, args.root.resolve())
+    except scaffold.ScaffoldError as exc:
+        print(f"bazaar new: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(scaffold.next_steps(args.name))
+    return EXIT_OK
 
 
 def public_port(args: argparse.Namespace) -> int:
