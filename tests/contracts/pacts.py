@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import pytest
 import uvicorn
 
-from bazaar.platform.testing import free_port
+from bazaar.testing import free_port
 
 from .tools import CONTRACTS
 
