@@ -9,7 +9,7 @@ GENERATED := src/bazaar/contracts/generated
 PROTO_OUT := $(GENERATED)/inventory_pb2.py
 CONTRACT_TOOLS := contracts/tools/node_modules/.installed
 
-.PHONY: up test contracts contracts-release lint fmt proto install clean bench help
+.PHONY: up test contracts contract-tools contracts-release lint fmt proto install clean bench help
 .DEFAULT_GOAL := help
 
 help:
@@ -47,6 +47,8 @@ $(CONTRACT_TOOLS): contracts/tools/package.json contracts/tools/package-lock.jso
 	@if command -v npm >/dev/null; then \
 		npm ci --prefix contracts/tools --no-audit --no-fund --loglevel=error && touch $@; \
 	else echo "npm not found: the buf checks will be skipped (apt-get install npm)"; fi
+
+contract-tools: $(CONTRACT_TOOLS)
 
 contracts: install $(CONTRACT_TOOLS)
 	$(BIN)/python -m pytest tests/contracts
