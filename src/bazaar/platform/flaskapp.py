@@ -2,10 +2,12 @@
 
 A Flask service gets the same outside as a FastAPI one: problem+json for every error
 (validation, 404, 405, 413, 415 and 500 included), an `X-Request-ID` on every response,
-`/healthz`, `/readyz`, `/metrics` and RED metrics per route. Flask is synchronous, so this
-module also has what such a service needs around it: a body parser that validates with
-pydantic, a synchronous database with the platform's SQLite tuning, and waitress serving
-that drains in-flight requests on SIGINT/SIGTERM.
+`/healthz`, `/readyz`, `/metrics` and RED metrics per route, and its routes reach the
+service's typed object as FastAPI routes do (`provides=` here, `uses(...)` in a route;
+see `dependencies`). Flask is synchronous, so this module also has what such a service
+needs around it: a body parser that validates with pydantic, a synchronous database with
+the platform's SQLite tuning, and waitress serving that drains in-flight requests on
+SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, TypeVar
 
 import structlog
 import waitress
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine
@@ -41,6 +43,7 @@ from bazaar.platform.problems import PROBLEM_JSON, Problem, problem_body
 log = get_logger(__name__)
 
 Model = TypeVar("Model", bound=BaseModel)
+Service = TypeVar("Service")
 ReadinessCheck = Callable[[], object]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -194,18 +197,44 @@ def _install_operations(app: Flask, readiness: Sequence[ReadinessCheck]) -> None
 def create_flask_app(
     service: str,
     *,
+    provides: object | None = None,
     readiness: Sequence[ReadinessCheck] = (),
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> Flask:
-    """A Flask app with the platform's outside. `readiness` checks are plain callables:
-    one that raises or returns False makes `/readyz` answer 503 with its reason."""
+    """A Flask app with the platform's outside. `provides` is what routes get through
+    `provided` (the service's typed dependencies and use cases). `readiness` checks are
+    plain callables: one that raises or returns False makes `/readyz` answer 503 with its
+    reason."""
     app = Flask(f"bazaar.services.{service}")
+    if provides is not None:
+        app.extensions[_SERVICE_KEY] = provides
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     _install_problem_handlers(app)
     _install_request_context(app, service)
     _install_operations(app, readiness)
     return app
+
+
+# The typed object of the app, as `dependencies` keeps it for a FastAPI app.
+_SERVICE_KEY = "bazaar.service"
+
+
+def provided(app: Flask, kind: type[Service]) -> Service:
+    """The object `create_flask_app(provides=...)` gave `app`, checked to be a `kind`."""
+    service = app.extensions.get(_SERVICE_KEY)
+    if not isinstance(service, kind):
+        raise RuntimeError(
+            f"{app.name}: no {kind.__name__} provided (bootstrap passes "
+            "create_flask_app(provides=...))"
+        )
+    return service
+
+
+def uses(kind: type[Service]) -> Service:
+    """In a route: the current app's `kind` object (`auth = uses(AuthService)`), as
+    `dependencies.uses` gives it to a FastAPI route."""
+    return provided(current_app, kind)
 
 
 # --- database -----------------------------------------------------------------------------

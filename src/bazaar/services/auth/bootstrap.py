@@ -21,13 +21,13 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from bazaar.platform.cli import run_service_cli
-from bazaar.platform.config import ConfigurationError, ServiceSettings
+from bazaar.platform.config import ConfigurationError
 from bazaar.platform.flaskapp import SyncDatabase, create_flask_app, run_wsgi
 from bazaar.platform.logs import get_logger
 from bazaar.platform.ratelimit import RateLimiter
 from bazaar.platform.serving import start_process
-from bazaar.services.auth import app as entrypoints
-from bazaar.services.auth import handlers
+from bazaar.services.auth.app import blueprint
+from bazaar.services.auth.handlers import AuthService, Signup
 from bazaar.services.auth.keys import KeyLocked, Keyring
 from bazaar.services.auth.passwords import Passwords
 from bazaar.services.auth.schemas import SeedFile
@@ -39,6 +39,21 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 log = get_logger(__name__)
 
 
+def build_service(
+    settings: AuthSettings,
+    *,
+    db: SyncDatabase | None = None,
+    passwords: Passwords | None = None,
+    limiter: RateLimiter | None = None,
+) -> AuthService:
+    return AuthService(
+        db or SyncDatabase(settings.database_url),
+        passwords or Passwords(),
+        keyring(settings),
+        Throttle.from_settings(settings, limiter),
+    )
+
+
 def build_app(
     settings: AuthSettings,
     *,
@@ -46,18 +61,16 @@ def build_app(
     passwords: Passwords | None = None,
     limiter: RateLimiter | None = None,
 ) -> Flask:
-    database = db or SyncDatabase(settings.database_url)
-    ring = keyring(settings)
-    _ensure_signing_key(database, ring)
+    auth = build_service(settings, db=db, passwords=passwords, limiter=limiter)
+    _ensure_signing_key(auth)
 
     def signing_keys() -> bool:
-        return bool(handlers.jwks(database, ring)["keys"])
+        return bool(auth.jwks()["keys"])
 
-    app = create_flask_app("auth", readiness=[signing_keys], max_body_bytes=settings.max_body_bytes)
-    dependencies = entrypoints.Dependencies(
-        database, passwords or Passwords(), ring, Throttle.from_settings(settings, limiter)
+    app = create_flask_app(
+        "auth", provides=auth, readiness=[signing_keys], max_body_bytes=settings.max_body_bytes
     )
-    entrypoints.install(app, dependencies)
+    app.register_blueprint(blueprint)
     return app
 
 
@@ -73,9 +86,9 @@ def keyring(settings: AuthSettings) -> Keyring:
     )
 
 
-def _ensure_signing_key(database: SyncDatabase, ring: Keyring) -> None:
+def _ensure_signing_key(auth: AuthService) -> None:
     try:
-        handlers.ensure_signing_key(database, ring)
+        auth.ensure_signing_key()
     except DBAPIError as exc:
         raise ConfigurationError(
             f"auth: cannot prepare a signing key ({type(exc.orig).__name__}: {exc.orig}); "
@@ -88,8 +101,9 @@ def _ensure_signing_key(database: SyncDatabase, ring: Keyring) -> None:
         ) from None
 
 
-def serve(settings: ServiceSettings) -> None:
-    assert isinstance(settings, AuthSettings)
+def serve(settings: AuthSettings) -> None:
+    """Auth is the one WSGI service: waitress with its own thread count, and the database
+    closed once the last request is answered."""
     database = SyncDatabase(settings.database_url)
     app = build_app(settings, db=database)
     run_wsgi(app, settings, threads=settings.http_threads, on_stop=database.dispose)
@@ -101,28 +115,25 @@ def seed_file(settings: AuthSettings, file: Path, *, passwords: Passwords | None
         seed = SeedFile.model_validate(json.loads(file.read_text(encoding="utf-8")))
     except (OSError, ValueError, ValidationError) as exc:
         raise ConfigurationError(f"auth: cannot seed from {file}: {exc}") from None
-    database = SyncDatabase(settings.database_url)
+    auth = build_service(settings, passwords=passwords)
     try:
-        admins = [handlers.Signup(a.email, a.password, a.name) for a in seed.admins]
-        created, present = handlers.seed_admins(
-            database, passwords or Passwords(), keyring(settings), admins
-        )
+        admins = [Signup(a.email, a.password, a.name) for a in seed.admins]
+        created, present = auth.seed_admins(admins)
     finally:
-        database.dispose()
+        auth.db.dispose()
     return f"auth: {created} admin(s) created, {present} already present"
 
 
-async def seed(settings: ServiceSettings, file: Path) -> str:
-    assert isinstance(settings, AuthSettings)
+async def seed(settings: AuthSettings, file: Path) -> str:
     return await asyncio.to_thread(seed_file, settings, file)
 
 
 def rotate_keys(settings: AuthSettings) -> str:
-    database = SyncDatabase(settings.database_url)
+    auth = build_service(settings)
     try:
-        rotation = handlers.rotate_keys(database, keyring(settings))
+        rotation = auth.rotate_keys()
     finally:
-        database.dispose()
+        auth.db.dispose()
     retired = ", ".join(rotation.retired_kids) or "none"
     return f"auth: new signing key {rotation.new_kid}; retired: {retired}"
 
@@ -136,7 +147,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         except ConfigurationError as exc:
             print(exc, file=sys.stderr)
             raise SystemExit(2) from None
-        assert isinstance(settings, AuthSettings)
         start_process(settings)
         try:
             print(rotate_keys(settings))

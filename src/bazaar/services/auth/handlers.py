@@ -1,5 +1,5 @@
-"""The service layer: one function per use case, each in short units of work. Password
-hashing is slow on purpose, so it always runs outside a transaction."""
+"""The service layer: `AuthService`, one method per use case, each in short units of work.
+Password hashing is slow on purpose, so it always runs outside a transaction."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from bazaar.services.auth.domain import SigningKey, User
 from bazaar.services.auth.keys import Keyring
 from bazaar.services.auth.passwords import Passwords
 from bazaar.services.auth.store import KeyRepository, UserRepository
+from bazaar.services.auth.throttling import Throttle
 
 log = get_logger(__name__)
 
@@ -59,141 +60,134 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def signup(
-    db: SyncDatabase,
-    passwords: Passwords,
-    keyring: Keyring,
-    command: Signup,
-    *,
-    roles: Sequence[str] = domain.CUSTOMER_ROLES,
-    now: datetime | None = None,
-) -> Issued:
-    """A new account, signed in. Roles come from the caller's code, never from input."""
-    now = now or _now()
-    email = domain.normalize_email(command.email)
-    user = User(
-        id=str(uuid.uuid4()),
-        email=email,
-        name=command.name,
-        roles=tuple(roles),
-        password_hash=passwords.hash(command.password),
-        created_at=now,
-    )
-    try:
-        with db.transaction() as session:
-            users = UserRepository(session)
-            if users.by_email(email):
-                raise domain.EmailTaken(email)
-            users.add(user)
-            token = _issue(session, keyring, user, now)
-    except IntegrityError as exc:  # another signup with this email won the race
-        raise domain.EmailTaken(email) from exc
-    log.info("user signed up", user_id=user.id)
-    return Issued(user, token)
+class AuthService:
+    """Accounts and signing keys: the use cases the routes, the seed and `rotate-keys`
+    call, over the database, the password hasher, the keyring and the rate limits."""
 
+    def __init__(
+        self, db: SyncDatabase, passwords: Passwords, keyring: Keyring, throttle: Throttle
+    ) -> None:
+        self.db = db
+        self.passwords = passwords
+        self.keyring = keyring
+        self.throttle = throttle
 
-def login(
-    db: SyncDatabase,
-    passwords: Passwords,
-    keyring: Keyring,
-    command: Login,
-    *,
-    now: datetime | None = None,
-) -> Issued:
-    """A token for the right password. Wrong password and unknown email fail alike, in
-    about the same time."""
-    now = now or _now()
-    with db.reading() as session:
-        user = UserRepository(session).by_email(domain.normalize_email(command.email))
-    if user is None:
-        passwords.burn(command.password)
-        log.info("login refused")
-        raise domain.BadCredentials()
-    if not passwords.verify(user.password_hash, command.password):
-        log.info("login refused", user_id=user.id)
-        raise domain.BadCredentials()
-    new_hash = (
-        passwords.hash(command.password) if passwords.needs_rehash(user.password_hash) else None
-    )
-    with db.transaction() as session:
-        if new_hash:  # hashed with older parameters: upgrade while the password is at hand
-            UserRepository(session).set_password_hash(user.id, new_hash)
-        token = _issue(session, keyring, user, now)
-    log.info("user logged in", user_id=user.id, rehashed=bool(new_hash))
-    return Issued(user, token)
-
-
-def authenticate(db: SyncDatabase, keyring: Keyring, token: str) -> User:
-    """The user a bearer token names, checked exactly as every other service checks it:
-    the platform's verifier against this service's own published keys."""
-    verifier = TokenVerifier(jwks=jwks(db, keyring))
-    principal = _run(verifier.verify(token))
-    with db.reading() as session:
-        user = UserRepository(session).by_id(principal.user_id)
-    if user is None:
-        raise domain.UnknownUser(principal.user_id)
-    return user
-
-
-def jwks(db: SyncDatabase, keyring: Keyring) -> dict[str, list[dict[str, str]]]:
-    with db.reading() as session:
-        active = KeyRepository(session).active()
-    return {"keys": [keyring.public_jwk(key) for key in active]}
-
-
-def ensure_signing_key(
-    db: SyncDatabase, keyring: Keyring, *, now: datetime | None = None
-) -> SigningKey:
-    """The key that signs now; made on the very first start. Keys stored before keys
-    were encrypted are encrypted now; a key that does not open raises KeyLocked."""
-    with db.transaction() as session:
-        repository = KeyRepository(session)
-        for key in repository.active():
-            private = keyring.open(key.private_key_pem)
-            if not keyring.is_sealed(key.private_key_pem):
-                repository.replace_pem(key.kid, keyring.seal(private))
-                log.info("signing key encrypted at rest", kid=key.kid)
-        return _signer(session, keyring, now or _now())
-
-
-def rotate_keys(db: SyncDatabase, keyring: Keyring, *, now: datetime | None = None) -> Rotation:
-    """Publish a new key, which signs once it has been published for the keyring's
-    activation time; keep the previous one published until every token it signed has
-    expired, and retire keys past that point."""
-    now = now or _now()
-    with db.transaction() as session:
-        repository = KeyRepository(session)
-        new_key = keyring.new_key(now)
-        repository.add(new_key)
-        candidates = [new_key, *repository.active()]
-        retired = [k.kid for k in domain.retirable_keys(candidates, now, keyring.activation)]
-        repository.retire(retired)
-    log.info("signing keys rotated", kid=new_key.kid, retired=retired)
-    return Rotation(new_key.kid, retired)
-
-
-def seed_admins(
-    db: SyncDatabase,
-    passwords: Passwords,
-    keyring: Keyring,
-    admins: Sequence[Signup],
-    *,
-    now: datetime | None = None,
-) -> tuple[int, int]:
-    """Create the admins that do not exist yet (idempotent): (created, already there)."""
-    created = present = 0
-    for admin in admins:
-        with db.reading() as session:
-            exists = UserRepository(session).by_email(domain.normalize_email(admin.email))
-        if exists:
-            present += 1
-            continue
+    def signup(
+        self,
+        command: Signup,
+        *,
+        roles: Sequence[str] = domain.CUSTOMER_ROLES,
+        now: datetime | None = None,
+    ) -> Issued:
+        """A new account, signed in. Roles come from the caller's code, never from input."""
+        now = now or _now()
+        email = domain.normalize_email(command.email)
+        user = User(
+            id=str(uuid.uuid4()),
+            email=email,
+            name=command.name,
+            roles=tuple(roles),
+            password_hash=self.passwords.hash(command.password),
+            created_at=now,
+        )
         try:
-            signup(db, passwords, keyring, admin, roles=domain.ADMIN_ROLES, now=now)
-            created += 1
-        except domain.EmailTaken:
-            present += 1
-    return created, present
+            with self.db.transaction() as session:
+                users = UserRepository(session)
+                if users.by_email(email):
+                    raise domain.EmailTaken(email)
+                users.add(user)
+                token = _issue(session, self.keyring, user, now)
+        except IntegrityError as exc:  # another signup with this email won the race
+            raise domain.EmailTaken(email) from exc
+        log.info("user signed up", user_id=user.id)
+        return Issued(user, token)
+
+    def login(self, command: Login, *, now: datetime | None = None) -> Issued:
+        """A token for the right password. Wrong password and unknown email fail alike, in
+        about the same time."""
+        now = now or _now()
+        with self.db.reading() as session:
+            user = UserRepository(session).by_email(domain.normalize_email(command.email))
+        if user is None:
+            self.passwords.burn(command.password)
+            log.info("login refused")
+            raise domain.BadCredentials()
+        if not self.passwords.verify(user.password_hash, command.password):
+            log.info("login refused", user_id=user.id)
+            raise domain.BadCredentials()
+        new_hash = (
+            self.passwords.hash(command.password)
+            if self.passwords.needs_rehash(user.password_hash)
+            else None
+        )
+        with self.db.transaction() as session:
+            if new_hash:  # hashed with older parameters: upgrade while the password is at hand
+                UserRepository(session).set_password_hash(user.id, new_hash)
+            token = _issue(session, self.keyring, user, now)
+        log.info("user logged in", user_id=user.id, rehashed=bool(new_hash))
+        return Issued(user, token)
+
+    def authenticate(self, token: str) -> User:
+        """The user a bearer token names, checked exactly as every other service checks it:
+        the platform's verifier against this service's own published keys."""
+        verifier = TokenVerifier(jwks=self.jwks())
+        principal = _run(verifier.verify(token))
+        with self.db.reading() as session:
+            user = UserRepository(session).by_id(principal.user_id)
+        if user is None:
+            raise domain.UnknownUser(principal.user_id)
+        return user
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        with self.db.reading() as session:
+            active = KeyRepository(session).active()
+        return {"keys": [self.keyring.public_jwk(key) for key in active]}
+
+    def ensure_signing_key(self, *, now: datetime | None = None) -> SigningKey:
+        """The key that signs now; made on the very first start. Keys stored before keys
+        were encrypted are encrypted now; a key that does not open raises KeyLocked."""
+        with self.db.transaction() as session:
+            repository = KeyRepository(session)
+            for key in repository.active():
+                private = self.keyring.open(key.private_key_pem)
+                if not self.keyring.is_sealed(key.private_key_pem):
+                    repository.replace_pem(key.kid, self.keyring.seal(private))
+                    log.info("signing key encrypted at rest", kid=key.kid)
+            return _signer(session, self.keyring, now or _now())
+
+    def rotate_keys(self, *, now: datetime | None = None) -> Rotation:
+        """Publish a new key, which signs once it has been published for the keyring's
+        activation time; keep the previous one published until every token it signed has
+        expired, and retire keys past that point."""
+        now = now or _now()
+        with self.db.transaction() as session:
+            repository = KeyRepository(session)
+            new_key = self.keyring.new_key(now)
+            repository.add(new_key)
+            candidates = [new_key, *repository.active()]
+            activation = self.keyring.activation
+            retired = [k.kid for k in domain.retirable_keys(candidates, now, activation)]
+            repository.retire(retired)
+        log.info("signing keys rotated", kid=new_key.kid, retired=retired)
+        return Rotation(new_key.kid, retired)
+
+    def seed_admins(
+        self, admins: Sequence[Signup], *, now: datetime | None = None
+    ) -> tuple[int, int]:
+        """Create the admins that do not exist yet (idempotent): (created, already there)."""
+        created = present = 0
+        for admin in admins:
+            with self.db.reading() as session:
+                exists = UserRepository(session).by_email(domain.normalize_email(admin.email))
+            if exists:
+                present += 1
+                continue
+            try:
+                self.signup(admin, roles=domain.ADMIN_ROLES, now=now)
+                created += 1
+            except domain.EmailTaken:
+                present += 1
+        return created, present
 
 
 def _signer(session: Session, keyring: Keyring, now: datetime) -> SigningKey:

@@ -4,9 +4,9 @@ turns its input into a call of the service layer, and the answer back."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -16,30 +16,28 @@ from pydantic import (
     model_validator,
 )
 
-from bazaar.platform.bus import EventHandler, PermanentError, RequestHandler
+from bazaar.contracts.events import STOCK_CHANGED, StockChanged
+from bazaar.contracts.quotes import QUOTE_SUBJECT, QuoteRequest
+from bazaar.platform.bus import Bus
+from bazaar.platform.consumers import answer, consume
 from bazaar.platform.db import Database
-from bazaar.platform.events import Envelope
-from bazaar.platform.inbox import Inbox
+from bazaar.platform.dependencies import uses
 from bazaar.platform.jsontypes import JSON_INTEGER
 from bazaar.platform.logs import get_logger
 from bazaar.platform.problems import NotFound
 from bazaar.platform.tokens import AdminUser
-from bazaar.services.catalog import domain, handlers
+from bazaar.services.catalog import domain
 from bazaar.services.catalog.domain import (
     IMAGE_URL_PATTERN,
     MAX_PAGE_SIZE,
-    MAX_QUOTED_PRODUCTS,
     SLUG_PATTERN,
     Listing,
     PageRequest,
     ProductChanges,
     ProductQuery,
-    StockLevel,
 )
-from bazaar.services.catalog.handlers import ProductDraft
+from bazaar.services.catalog.handlers import CatalogService, ProductDraft
 
-QUOTE_SUBJECT = "bazaar.rpc.catalog.quote"
-STOCK_CHANGED = "stock.changed"
 CONSUMER = "catalog"
 MAX_PAGE = 1_000_000  # far past any catalog, short of overflowing an OFFSET
 
@@ -116,24 +114,19 @@ class CategoryList(BaseModel):
     items: list[CategoryPublic]
 
 
-# Dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread.
-async def get_db(request: Request) -> Database:
-    return request.app.state.db
-
-
-DatabaseDep = Annotated[Database, Depends(get_db)]
+Catalog = Annotated[CatalogService, uses(CatalogService)]
 
 
 @router.get("/products", response_model=ProductPage)
 async def list_products(
-    db: DatabaseDep,
+    catalog: Catalog,
     q: Annotated[str, Query(max_length=200, description="Words in name or description")] = "",
     category: Annotated[str, Query(max_length=64, description="A category slug")] = "",
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
 ) -> ProductPage:
     query = ProductQuery(q.strip(), category.strip(), PageRequest(page, page_size))
-    found = await handlers.list_products(db, query)
+    found = await catalog.list_products(query)
     return ProductPage(
         items=[ProductPublic.of(listing) for listing in found.items],
         total=found.total,
@@ -143,24 +136,24 @@ async def list_products(
 
 
 @router.get("/products/{product_id}", response_model=ProductPublic)
-async def get_product(product_id: str, db: DatabaseDep) -> ProductPublic:
-    listing = await handlers.find_product(db, product_id)
+async def get_product(product_id: str, catalog: Catalog) -> ProductPublic:
+    listing = await catalog.find_product(product_id)
     if listing is None:
         raise NotFound(f"no product {product_id}")
     return ProductPublic.of(listing)
 
 
 @router.get("/categories", response_model=CategoryList)
-async def list_categories(db: DatabaseDep) -> CategoryList:
-    categories = await handlers.list_categories(db)
+async def list_categories(catalog: Catalog) -> CategoryList:
+    categories = await catalog.list_categories()
     return CategoryList(items=[CategoryPublic(slug=c.slug, name=c.name) for c in categories])
 
 
 @router.post("/products", status_code=201, response_model=ProductPublic)
 async def create_product(
-    body: ProductCreate, admin: AdminUser, db: DatabaseDep, response: Response
+    body: ProductCreate, admin: AdminUser, catalog: Catalog, response: Response
 ) -> ProductPublic:
-    listing = await handlers.create_product(db, ProductDraft(**body.model_dump()))
+    listing = await catalog.create_product(ProductDraft(**body.model_dump()))
     log.info("product created", product_id=listing.product.id, admin=admin.user_id)
     response.headers["Location"] = f"/api/products/{listing.product.id}"
     return ProductPublic.of(listing)
@@ -168,10 +161,10 @@ async def create_product(
 
 @router.patch("/products/{product_id}", response_model=ProductPublic)
 async def update_product(
-    product_id: str, body: ProductUpdate, admin: AdminUser, db: DatabaseDep
+    product_id: str, body: ProductUpdate, admin: AdminUser, catalog: Catalog
 ) -> ProductPublic:
     changes = ProductChanges(**body.model_dump(exclude_unset=True))
-    listing = await handlers.update_product(db, product_id, changes)
+    listing = await catalog.update_product(product_id, changes)
     if listing is None:
         raise NotFound(f"no product {product_id}")
     log.info("product updated", product_id=product_id, admin=admin.user_id)
@@ -181,57 +174,16 @@ async def update_product(
 # --- the bus ---------------------------------------------------------------------------
 
 
-class QuoteRequest(BaseModel):
-    model_config = ConfigDict(strict=True)
-
-    product_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
-        min_length=1, max_length=MAX_QUOTED_PRODUCTS
+def subscribe(bus: Bus, db: Database, catalog: CatalogService) -> None:
+    """Price quotes by request/reply, and the stock read model from inventory's events. An
+    event that breaks its contract is dead-lettered at once (no retry can fix it), and
+    consumption goes on. Called before the bus starts."""
+    answer(bus, QUOTE_SUBJECT, contract=QuoteRequest, responder=catalog.quote)
+    consume(
+        bus,
+        db,
+        STOCK_CHANGED,
+        consumer=CONSUMER,
+        contract=StockChanged,
+        handler=catalog.record_stock,
     )
-
-
-StockUnits = Annotated[int, Field(ge=0, le=2**31 - 1)]
-
-
-class StockChanged(BaseModel):
-    """`contracts/events/stock.changed.json`, field for field (an event that breaks it is
-    dead-lettered); fields added later are ignored."""
-
-    model_config = ConfigDict(strict=True, extra="ignore")
-
-    product_id: Annotated[
-        str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")
-    ]
-    on_hand: StockUnits
-    reserved: StockUnits
-    available: StockUnits
-    version: int = Field(ge=1, le=2**63 - 1)
-
-
-def quote_responder(db: Database) -> RequestHandler:
-    async def answer_quote(payload: dict[str, Any]) -> dict[str, Any]:
-        # A ValidationError here reaches the caller as a `bad_request` reply.
-        request = QuoteRequest.model_validate(payload)
-        quotes = await handlers.quote(db, request.product_ids)
-        return {
-            "quotes": [
-                {"product_id": q.product_id, "name": q.name, "price_cents": q.price_cents}
-                for q in quotes.quotes
-            ],
-            "missing": quotes.missing,
-        }
-
-    return answer_quote
-
-
-def stock_consumer(inbox: Inbox) -> EventHandler:
-    async def on_stock_changed(event: Envelope) -> None:
-        # An event that does not fit the schema raises: the platform retries it, then
-        # dead-letters it, and consumption goes on.
-        if event.type != STOCK_CHANGED:  # no retry can change what it is
-            raise PermanentError(f"expected a {STOCK_CHANGED} event, got {event.type}")
-        change = StockChanged.model_validate(event.data)
-        level = StockLevel(change.product_id, change.available, change.version)
-        applied = await handlers.record_stock(inbox, event, level)
-        log.debug("stock event", event_id=event.id, applied=applied, version=level.version)
-
-    return on_stock_changed

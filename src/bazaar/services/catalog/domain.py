@@ -11,7 +11,6 @@ from datetime import datetime
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 MAX_PAGE_SIZE = 100
-MAX_QUOTED_PRODUCTS = 100
 
 # Explicit classes rather than `\s` or Unicode categories, whose meaning differs between
 # regex engines: the gateway's OpenAPI document states these rules character for character.

@@ -14,12 +14,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from bazaar.platform.config import ServiceSettings
 from bazaar.platform.db import Database
-from bazaar.services.catalog import handlers
 from bazaar.services.catalog.app import Description, ImageUrl, Name, PriceCents, ProductId, Slug
 from bazaar.services.catalog.domain import Category
-from bazaar.services.catalog.handlers import ProductDraft, SeedItem
+from bazaar.services.catalog.handlers import CatalogService, ProductDraft, SeedItem
+from bazaar.services.catalog.settings import CatalogSettings
 
 
 class SeedCategory(BaseModel):
@@ -64,15 +63,14 @@ def parse_seed(text: str) -> SeedFile:
     return SeedFile.model_validate({"products": raw} if isinstance(raw, list) else raw)
 
 
-async def seed_from_file(settings: ServiceSettings, path: Path) -> str:
+async def seed_from_file(settings: CatalogSettings, path: Path) -> str:
     try:
         parsed = parse_seed(await asyncio.to_thread(path.read_text, encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SystemExit(f"catalog seed: cannot load {path}: {exc}") from None
     db = Database(settings.database_url)
     try:
-        summary = await handlers.seed(
-            db,
+        summary = await CatalogService(db).seed(
             [Category(c.slug, c.name) for c in parsed.categories],
             [p.to_item() for p in parsed.products],
         )

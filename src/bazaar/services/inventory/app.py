@@ -16,7 +16,7 @@ from bazaar.contracts.generated import inventory_pb2, inventory_pb2_grpc
 from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
 from bazaar.platform.logs import get_logger
-from bazaar.platform.web import create_app
+from bazaar.platform.web import create_app, standard_readiness
 from bazaar.services.inventory.domain import (
     AdjustStock,
     CommitReservation,
@@ -153,16 +153,9 @@ def stock_level(stock: Stock) -> inventory_pb2.StockLevel:
 
 def create_ops_app(db: Database, bus: Bus) -> FastAPI:
     """/healthz, /readyz (database and broker) and /metrics; nothing else over HTTP."""
-
-    async def database() -> None:
-        await db.ping()
-
-    async def broker() -> bool:
-        return await bus.ping()
-
     return create_app(
         "inventory",
-        readiness=[database, broker],
+        readiness=standard_readiness(db, bus),
         docs_url=None,
         redoc_url=None,
         openapi_url=None,

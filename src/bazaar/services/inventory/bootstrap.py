@@ -19,7 +19,6 @@ from bazaar.contracts.generated import inventory_pb2_grpc
 from bazaar.platform import serving
 from bazaar.platform.bus import Bus
 from bazaar.platform.cli import run_service_cli
-from bazaar.platform.config import ServiceSettings
 from bazaar.platform.db import Database
 from bazaar.platform.grpc import create_grpc_server, mark_serving
 from bazaar.platform.logs import get_logger
@@ -84,8 +83,8 @@ def build_inventory(
 ) -> InventoryProcess:
     db = db or Database(settings.database_url)
     bus = bus or Bus(settings.broker_url, SERVICE)
-    relay = OutboxRelay(db, bus, SERVICE)
-    service = InventoryService(db, on_commit=relay.wake)
+    relay = OutboxRelay(db, bus, SERVICE)  # publishes after every commit that added events
+    service = InventoryService(db)
     server, health = create_grpc_server(SERVICE, [SERVICE_FULL_NAME])
     inventory_pb2_grpc.add_InventoryServicer_to_server(InventoryServicer(service), server)
     return InventoryProcess(
@@ -100,8 +99,12 @@ def build_inventory(
     )
 
 
-async def serve(settings: InventorySettings) -> None:
+def serve(settings: InventorySettings) -> None:
     """Serve gRPC and the ops app until SIGTERM/SIGINT, then stop gracefully."""
+    serving.run(_serve_until_stopped(settings), settings)
+
+
+async def _serve_until_stopped(settings: InventorySettings) -> None:
     process = build_inventory(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -123,7 +126,7 @@ async def serve(settings: InventorySettings) -> None:
         await ops_task
 
 
-async def seed(settings: ServiceSettings, file: Path) -> str:
+async def seed(settings: InventorySettings, file: Path) -> str:
     """Set the stock of products that have none yet, from a JSON list of products."""
     try:
         products = json.loads(await asyncio.to_thread(file.read_text, encoding="utf-8"))
@@ -140,10 +143,5 @@ async def seed(settings: ServiceSettings, file: Path) -> str:
     )
 
 
-def run(settings: ServiceSettings) -> None:
-    assert isinstance(settings, InventorySettings)
-    serving.run(serve(settings), settings)
-
-
 def main() -> None:
-    run_service_cli(InventorySettings, run, migrations_dir=MIGRATIONS, seed=seed)
+    run_service_cli(InventorySettings, serve, migrations_dir=MIGRATIONS, seed=seed)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 MAX_ID_LENGTH = 100
 MAX_LINES = 100
@@ -215,17 +214,6 @@ class Stock:
         # database's check constraint is the second line of defence.
         if not 0 <= self.reserved <= self.on_hand:
             raise AssertionError(f"stock of {self.product_id!r} broke its invariant: {self}")
-
-
-def stock_changed_data(stock: Stock) -> dict[str, Any]:
-    """The `data` of a stock.changed event (contracts/events/stock.changed.json)."""
-    return {
-        "product_id": stock.product_id,
-        "on_hand": stock.on_hand,
-        "reserved": stock.reserved,
-        "available": stock.available,
-        "version": stock.version,
-    }
 
 
 class ReservationState(StrEnum):

@@ -12,6 +12,7 @@ from typing import TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bazaar.contracts.events import STOCK_CHANGED, StockChanged
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope, new_event
 from bazaar.platform.outbox import add_to_outbox
@@ -35,9 +36,15 @@ T = TypeVar("T")
 
 
 def stock_changed_event(stock: Stock) -> Envelope:
-    return new_event(
-        "stock.changed", SERVICE, domain.stock_changed_data(stock), subject=stock.product_id
+    """A product's stock levels as `contracts/events/stock.changed.json` has them."""
+    data = StockChanged(
+        product_id=stock.product_id,
+        on_hand=stock.on_hand,
+        reserved=stock.reserved,
+        available=stock.available,
+        version=stock.version,
     )
+    return new_event(STOCK_CHANGED, SERVICE, data.model_dump(mode="json"), subject=stock.product_id)
 
 
 @dataclass(frozen=True)
@@ -59,11 +66,11 @@ class _UnitOfWork:
 
 
 class InventoryService:
-    """`on_commit` runs after every committed change (the outbox relay's `wake`)."""
+    """Stock and reservations: the use cases the gRPC servicer calls. Each change commits
+    its `stock.changed` events with it; the outbox relay publishes them after the commit."""
 
-    def __init__(self, db: Database, *, on_commit: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._on_commit = on_commit
 
     async def _in_transaction(self, work: Callable[[_UnitOfWork], Awaitable[T]]) -> T:
         # A unique key hit means a concurrent twin (same order_id, request_id or new
@@ -76,7 +83,6 @@ class InventoryService:
                 if attempt == 2:
                     raise
                 continue
-            self._on_commit()
             return result
         raise AssertionError("unreachable")
 

@@ -13,10 +13,10 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from bazaar.platform.config import ConfigurationError
-from bazaar.platform.flaskapp import SyncDatabase
+from bazaar.platform.flaskapp import SyncDatabase, provided
 from bazaar.platform.tokens import InvalidToken, TokenVerifier
-from bazaar.services.auth import handlers
 from bazaar.services.auth.bootstrap import build_app, seed_file
+from bazaar.services.auth.handlers import AuthService, Login
 from bazaar.services.auth.passwords import Passwords
 from bazaar.services.auth.settings import AuthSettings
 from bazaar.services.auth.store import UserRow
@@ -78,20 +78,20 @@ def test_concurrent_signups_with_one_email_make_one_account(client: FlaskClient)
 async def test_rotation_publishes_a_new_key_that_signs_once_it_has_matured(
     app: Flask, client: FlaskClient, db: SyncDatabase, sign_up: Any
 ) -> None:
-    deps = app.extensions["bazaar.auth"]
+    auth = provided(app, AuthService)
     old_token = sign_up("gina@example.com")["access_token"]
     old_kid = jwt.get_unverified_header(old_token)["kid"]
 
-    rotation = handlers.rotate_keys(db, deps.keyring)
+    rotation = auth.rotate_keys()
     assert rotation.retired_kids == []
     jwks = body(client.get("/.well-known/jwks.json"))
     assert {key["kid"] for key in jwks["keys"]} == {old_kid, rotation.new_kid}
 
-    login = handlers.Login("gina@example.com", PASSWORD)
-    soon = handlers.login(db, deps.passwords, deps.keyring, login)
+    login = Login("gina@example.com", PASSWORD)
+    soon = auth.login(login)
     assert jwt.get_unverified_header(soon.access_token)["kid"] == old_kid  # not yet
-    later = datetime.now(UTC) + deps.keyring.activation + timedelta(seconds=1)
-    new_token = handlers.login(db, deps.passwords, deps.keyring, login, now=later).access_token
+    later = datetime.now(UTC) + auth.keyring.activation + timedelta(seconds=1)
+    new_token = auth.login(login, now=later).access_token
     assert jwt.get_unverified_header(new_token)["kid"] == rotation.new_kid
 
     verifier = TokenVerifier(jwks=jwks)
@@ -102,12 +102,12 @@ async def test_rotation_publishes_a_new_key_that_signs_once_it_has_matured(
 async def test_a_later_rotation_retires_keys_whose_tokens_have_expired(
     app: Flask, client: FlaskClient, db: SyncDatabase, sign_up: Any
 ) -> None:
-    keyring = app.extensions["bazaar.auth"].keyring
+    auth = provided(app, AuthService)
     old_token = sign_up("hank@example.com")["access_token"]
     old_kid = jwt.get_unverified_header(old_token)["kid"]
-    first = handlers.rotate_keys(db, keyring)
-    later = datetime.now(UTC) + keyring.activation + timedelta(minutes=21)
-    second = handlers.rotate_keys(db, keyring, now=later)
+    first = auth.rotate_keys()
+    later = datetime.now(UTC) + auth.keyring.activation + timedelta(minutes=21)
+    second = auth.rotate_keys(now=later)
     assert second.retired_kids == [old_kid]
     jwks = body(client.get("/.well-known/jwks.json"))
     assert {key["kid"] for key in jwks["keys"]} == {first.new_kid, second.new_kid}

@@ -8,9 +8,8 @@ from typing import Any
 
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope, new_event
-from bazaar.services.catalog import handlers
 from bazaar.services.catalog.domain import Category
-from bazaar.services.catalog.handlers import ProductDraft, SeedItem
+from bazaar.services.catalog.handlers import CatalogService, ProductDraft, SeedItem, SeedSummary
 
 # (id, name, description, category, price_cents, stock)
 PRODUCTS = [
@@ -28,12 +27,12 @@ ORDERED_IDS = [
 ]  # fmt: skip
 
 
-async def seed_products(db: Database) -> handlers.SeedSummary:
+async def seed_products(db: Database) -> SeedSummary:
     items = [
         SeedItem(ProductDraft(name, text, category, price, "", product_id=pid), stock)
         for pid, name, text, category, price, stock in PRODUCTS
     ]
-    return await handlers.seed(db, [Category("kitchen", "Kitchen & Dining")], items)
+    return await CatalogService(db).seed([Category("kitchen", "Kitchen & Dining")], items)
 
 
 def stock_changed(

@@ -172,7 +172,7 @@ async def test_seed_handler_counts_duplicates_in_one_file(tmp_path: Path) -> Non
     db = Database(settings.database_url)
     draft = handlers.ProductDraft("Mug", "", "kitchen", 890, "", product_id="p-mug")
     items = [handlers.SeedItem(draft, 5), handlers.SeedItem(draft, 9)]
-    summary = await handlers.seed(db, [], items)
+    summary = await handlers.CatalogService(db).seed([], items)
     await db.dispose()
     assert summary == handlers.SeedSummary(
         categories_added=1, products_added=1, products_kept=1, stock_levels_added=1

@@ -16,6 +16,7 @@ from bazaar.services.inventory.domain import (
     UnknownProduct,
     WrongState,
 )
+from bazaar.services.inventory.handlers import stock_changed_event
 
 
 def order(*lines: tuple[str, int], order_id: str = "o-1") -> ReserveStock:
@@ -144,7 +145,7 @@ def test_a_bad_seed_file_is_refused(content: object) -> None:
 
 
 def test_the_event_data_follows_the_contract() -> None:
-    assert domain.stock_changed_data(Stock("a", on_hand=5, reserved=2, version=4)) == {
+    assert stock_changed_event(Stock("a", on_hand=5, reserved=2, version=4)).data == {
         "product_id": "a",
         "on_hand": 5,
         "reserved": 2,
