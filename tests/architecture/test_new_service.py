@@ -13,9 +13,17 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
+def _skipped(folder: str, names: list[str]) -> set[str]:
+    """Caches, and the services' tests (only the generated service's run); the generator's
+    template has a tests/ folder too, which it needs."""
+    skip = {name for name in names if name == "__pycache__" or name.endswith(".pyc")}
+    if "tests" in names and "templates" not in Path(folder).parts:
+        skip.add("tests")
+    return skip
+
+
 def copy_of_checkout(target: Path) -> Path:
-    skip = shutil.ignore_patterns("__pycache__", "tests", "*.pyc")
-    shutil.copytree(ROOT / "src", target / "src", ignore=skip)
+    shutil.copytree(ROOT / "src", target / "src", ignore=_skipped)
     shutil.copy(ROOT / "pyproject.toml", target / "pyproject.toml")
     return target
 

@@ -24,7 +24,6 @@ from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope
 from bazaar.platform.messaging_tables import outbox
-from bazaar.platform.testing import TokenMinter, migrated_database
 from bazaar.services.cart.app import OrderCreated
 from bazaar.services.catalog.app import StockChanged
 from bazaar.services.inventory.bootstrap import MIGRATIONS as INVENTORY_MIGRATIONS
@@ -35,6 +34,7 @@ from bazaar.services.notification.app import OrderCancelledData, OrderPaidData
 from bazaar.services.order.bootstrap import MIGRATIONS as ORDER_MIGRATIONS
 from bazaar.services.order.tests.fakes import FakeInventory
 from bazaar.services.order.tests.support import Neighbours, Shop, running_shop
+from bazaar.testing import TokenMinter, migrated_database
 
 EVENTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 ENVELOPE_FIELDS = {"specversion", "id", "type", "source", "subject", "time", "datacontenttype"}

@@ -17,7 +17,7 @@ import httpx
 import nats
 import pytest
 
-from bazaar.platform.deadletters import DeadLetter, DeadLetters
+from bazaar.runner.deadletters import DeadLetter, DeadLetters
 from bazaar.runner.platform import Platform
 
 from .promises import (

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from bazaar.contracts.generated import inventory_pb2 as pb
 from bazaar.contracts.generated.inventory_pb2_grpc import InventoryStub
 from bazaar.platform.bus import Bus
-from bazaar.platform.testing import migrated_database
 from bazaar.services.inventory.bootstrap import MIGRATIONS, InventoryProcess, build_inventory
 from bazaar.services.inventory.domain import SeedStock
 from bazaar.services.inventory.settings import InventorySettings
+from bazaar.testing import migrated_database
 
 STOCK = {f"p{n}": units for n, units in enumerate([0, 1, 2, 5, 10, 99, 1000, 3])}
 ORDERS = [f"order-{n}" for n in range(6)]  # a few ids, so commits find reservations

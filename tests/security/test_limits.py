@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bazaar.platform.testing import free_port, redis_server
 from bazaar.runner.platform import Platform
+from bazaar.testing import free_port, redis_server
 
 from .support import (
     PASSWORD,

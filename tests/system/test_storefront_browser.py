@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from bazaar.platform.testing import require_program
 from bazaar.runner.platform import Platform
+from bazaar.testing import require_program
 
 pytestmark = pytest.mark.system
 

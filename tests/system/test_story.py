@@ -126,8 +126,19 @@ def test_ordering_more_than_the_stock_cancels_with_out_of_stock(api: httpx.Clien
     order = checkout(api, auth)
 
     assert (order["status"], order["reason"]) == ("cancelled", "out_of_stock"), order
-    time.sleep(0.5)  # a wrong stock event would have had time to land
     assert stock_of(api, product["id"]) == before
+    # Rather than wait and see that nothing happens: someone else buys one, and its stock
+    # event (newer than any the cancelled order could have caused) must show exactly one
+    # fewer: the cancelled order took nothing.
+    _, other = sign_up(api)
+    ok(api.post("/api/cart/items", json={"product_id": product["id"], "qty": 1}, headers=other))
+    assert checkout(api, other)["status"] == "paid"
+    poll(
+        lambda: stock_of(api, product["id"]),
+        lambda s: s == before - 1,
+        timeout=10,
+        what="stock down by the one bought after",
+    )
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,7 +35,10 @@ from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from bazaar.platform import metrics
+from bazaar.platform.backoff import backoff
 from bazaar.platform.events import (
+    DEADLETTER_CONSUMER_HEADER,
+    DEADLETTER_ERROR_HEADER,
     DEADLETTER_PREFIX,
     DEADLETTER_STREAM,
     EVENTS_PREFIX,
@@ -108,7 +112,7 @@ RETRY_MAX_DELAY = 30.0
 
 def retry_delay(attempt: int) -> float:
     """Seconds before delivery `attempt + 1` of an event whose handler failed."""
-    return min(0.2 * 2 ** min(attempt, 20), RETRY_MAX_DELAY)
+    return backoff(attempt, initial=0.2, maximum=RETRY_MAX_DELAY)
 
 
 @dataclass
@@ -131,8 +135,9 @@ class _Consumer:
 
 
 @dataclass
-class _Native:
-    """What the bus holds while connected to a real server."""
+class _ServerConnection:
+    """The bus's own connection to a real NATS server, which it publishes, consumes and
+    answers through (none under FastStream's in-memory test broker)."""
 
     connection: NatsClient
     js: JetStreamContext
@@ -152,7 +157,7 @@ class Bus:
         )
         self._consumers: list[_Consumer] = []
         self._responders: list[tuple[str, RequestHandler]] = []
-        self._native: _Native | None = None
+        self._server: _ServerConnection | None = None
 
     # --- lifetime ---------------------------------------------------------------------
 
@@ -163,12 +168,12 @@ class Bus:
             # subscribers `on_event` and `on_request` declared on it.
             await self.broker.start()
             return
-        native = _Native(connection, connection.jetstream())
-        self._native = native
-        await declare_stream(native.js, self._events.config, EVENTS_PREFIX + ">")
-        await declare_stream(native.js, self._deadletters.config, DEADLETTER_PREFIX + ">")
+        server = _ServerConnection(connection, connection.jetstream())
+        self._server = server
+        await declare_stream(server.js, self._events.config, EVENTS_PREFIX + ">")
+        await declare_stream(server.js, self._deadletters.config, DEADLETTER_PREFIX + ">")
         for consumer in self._consumers:
-            await ensure_durable(native.js, EVENTS_STREAM, consumer.durable, consumer.subject)
+            await ensure_durable(server.js, EVENTS_STREAM, consumer.durable, consumer.subject)
             pull = PullConsumer(
                 connection,
                 EVENTS_STREAM,
@@ -177,7 +182,7 @@ class Bus:
                 capacity=IN_FLIGHT,
             )
             await pull.start()
-            native.consumers.append(pull)
+            server.consumers.append(pull)
         for subject, handler in self._responders:
             respond = self._responder(subject, handler)
             await connection.subscribe(subject, queue=f"{self.service}-rpc", cb=respond)
@@ -186,9 +191,9 @@ class Bus:
         await connection.flush()
 
     async def stop(self) -> None:
-        native, self._native = self._native, None
-        if native is not None:
-            for pull in native.consumers:
+        server, self._server = self._server, None
+        if server is not None:
+            for pull in server.consumers:
                 await pull.stop()
         await self.broker.stop()  # drains the connection: replies in flight still go out
 
@@ -219,10 +224,10 @@ class Bus:
         says how many leading events are known to be stored (the outbox relay marks
         those). The others may be stored too: publishing them again stores no copy.
         """
-        if self._native is None or len(events) < 2:
+        if self._server is None or len(events) < 2:
             await self._publish_one_by_one(events, timeout)
             return
-        js = self._native.js
+        js = self._server.js
         pending: list[asyncio.Future[Any]] = []
         try:
             # Sent in order by awaiting each send; only the acknowledgements overlap.
@@ -261,9 +266,9 @@ class Bus:
         stream: str,
         timeout: float = PUBLISH_TIMEOUT,  # noqa: ASYNC109
     ) -> None:
-        if self._native is not None:
+        if self._server is not None:
             payload = body.encode() if isinstance(body, str) else body
-            await self._native.js.publish(
+            await self._server.js.publish(
                 subject, payload, timeout=timeout, stream=stream, headers=headers
             )
         else:  # the in-memory broker hands text to its handlers as text, bytes as bytes
@@ -350,7 +355,8 @@ class Bus:
             event_type=consumer.event_type,
             error=error,
         )
-        body, headers = msg.data, {"x-error": error[:1000], "x-consumer": consumer.name}
+        body = msg.data
+        headers = {DEADLETTER_ERROR_HEADER: error[:1000], DEADLETTER_CONSUMER_HEADER: consumer.name}
         if len(body) > DEADLETTER_MAX_BODY:
             # With its headers it might not fit the broker's payload limit any more.
             body, headers["x-truncated-from"] = body[:DEADLETTER_MAX_BODY], str(len(body))
@@ -388,8 +394,7 @@ class Bus:
     ) -> Any:
         body_out = json.dumps(payload).encode()
         deadline = time.monotonic() + timeout
-        pause = 0.02
-        while True:
+        for attempt in itertools.count():
             try:
                 body = await self._request(subject, body_out, timeout)
                 break
@@ -398,10 +403,10 @@ class Bus:
             except NoRespondersError as exc:
                 # Nobody listens right now (a responder restarting, or its subscription
                 # not yet known everywhere): try again while the caller's budget lasts.
+                pause = backoff(attempt, initial=0.02, maximum=0.5)
                 if time.monotonic() + pause >= deadline:
                     raise RemoteError("unavailable", f"no responder on {subject}") from exc
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.5)
             except Exception as exc:  # connection closed, broker down
                 raise RemoteError("unavailable", f"{subject}: {type(exc).__name__}: {exc}") from exc
         answer = json.loads(body)
@@ -410,8 +415,8 @@ class Bus:
         return answer["ok"]
 
     async def _request(self, subject: str, body: bytes, timeout: float) -> bytes:  # noqa: ASYNC109
-        if self._native is not None:
-            reply = await self._native.connection.request(subject, body, timeout=timeout)
+        if self._server is not None:
+            reply = await self._server.connection.request(subject, body, timeout=timeout)
             return reply.data
         answer = await self.broker.request(body, subject, timeout=timeout)
         return bytes(answer.body)

@@ -12,6 +12,9 @@ EVENTS_STREAM = "BAZAAR_EVENTS"
 EVENTS_PREFIX = "bazaar.events."
 DEADLETTER_STREAM = "BAZAAR_DEADLETTER"
 DEADLETTER_PREFIX = "bazaar.deadletter."
+# A dead letter's headers: why it could not be handled, and by which consumer.
+DEADLETTER_ERROR_HEADER = "x-error"
+DEADLETTER_CONSUMER_HEADER = "x-consumer"
 
 
 def event_subject(event_type: str) -> str:

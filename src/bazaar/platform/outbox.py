@@ -18,6 +18,7 @@ from sqlalchemy import Row, Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bazaar.platform import metrics
+from bazaar.platform.backoff import backoff
 from bazaar.platform.bus import Bus, PublishIncomplete
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope
@@ -76,9 +77,10 @@ class OutboxRelay:
 
     def _wake_if_events_added(self, session: AsyncSession) -> None:
         if session.info.get(_EVENTS_ADDED):
-            self._wakeup.set()
+            self.wake()
 
     def wake(self) -> None:
+        """Publish now rather than at the next poll."""
         self._wakeup.set()
 
     def start(self) -> None:
@@ -104,7 +106,7 @@ class OutboxRelay:
                 log.warning(
                     "outbox relay failed", error=f"{type(exc).__name__}: {exc}", attempt=failures
                 )
-                await asyncio.sleep(min(0.2 * 2**failures, 5.0))
+                await asyncio.sleep(backoff(failures, initial=0.2, maximum=5.0))
                 continue
             if published < self._batch_size:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation

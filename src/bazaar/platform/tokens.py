@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -75,8 +76,10 @@ class TokenVerifier:
         max_age: float = 300.0,
         leeway: float = 5.0,
         cache_size: int = VERIFIED_CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,  # times the key set's refreshes
     ) -> None:
         self._jwks_url = jwks_url
+        self._clock = clock
         self._issuer = issuer
         self._audience = audience
         self._refresh_interval = refresh_interval
@@ -106,16 +109,16 @@ class TokenVerifier:
         if not self._jwks_url:
             return
         async with self._lock:
-            if time.monotonic() - self._last_refresh < self._refresh_interval:
+            if self._clock() - self._last_refresh < self._refresh_interval:
                 return
-            self._last_refresh = time.monotonic()
+            self._last_refresh = self._clock()
             async with httpx.AsyncClient(timeout=3.0) as client:
                 response = await client.get(self._jwks_url)
                 response.raise_for_status()
                 self._load(response.json())
 
     async def _key_for(self, kid: str) -> jwt.PyJWK:
-        stale = time.monotonic() - self._last_refresh > self._max_age
+        stale = self._clock() - self._last_refresh > self._max_age
         if kid not in self._keys:
             try:
                 await self._refresh()

@@ -9,5 +9,6 @@ its own OS process on one machine, supervises them and stops them cleanly.
     check.py       `bazaar check`: the checkout's invariants, read from the services' databases
                    (invariants.py the rules, checked_tables.py the tables it reads by name)
     inspect_commands.py  `bazaar check` and `bazaar deadletters [list|replay]`
+    deadletters.py the dead-letter stream read and replayed (what `bazaar deadletters` drives)
     demo/          the demo data seeded on the first start
 """

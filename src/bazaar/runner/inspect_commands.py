@@ -20,8 +20,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bazaar.platform.deadletters import DeadLetter, DeadLetterNotFound, DeadLetters
 from bazaar.runner.check import PENDING_DEADLINE_SECONDS, NothingToCheck, inspect_platform
+from bazaar.runner.deadletters import DeadLetter, DeadLetterNotFound, DeadLetters
 from bazaar.runner.home import Home
 from bazaar.runner.state import read_state, running_runner
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bazaar.platform.backoff import backoff
 from bazaar.runner.probes import Probe, always_ready
 
 
@@ -39,8 +40,9 @@ class Backoff:
     maximum: float = 10.0
     reset_after: float = 30.0
 
-    def after(self, delay: float) -> float:
-        return min(delay * 2, self.maximum)
+    def delay(self, failures: int) -> float:
+        """The wait before restarting a process that died `failures` times in a row."""
+        return backoff(failures, initial=self.initial, maximum=self.maximum)
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,7 @@ class ManagedProcess:
     # -- the monitor thread ----------------------------------------------------------
 
     def _supervise(self) -> None:
-        delay = self._backoff.initial
+        failures = 0  # deaths since the process was last healthy for `reset_after`
         while not self._stopping.is_set():
             self._wake.clear()
             popen = self._spawn()
@@ -227,8 +229,8 @@ class ManagedProcess:
             with self._lock:
                 manual = self._restart_now
             if ready_at is not None and time.monotonic() - ready_at >= self._backoff.reset_after:
-                delay = self._backoff.initial
-            wait = 0.0 if manual else delay
+                failures = 0
+            wait = 0.0 if manual else self._backoff.delay(failures)
             self._set(
                 State.RESTARTING, last_exit=popen.returncode if popen else None, next_delay=wait
             )
@@ -236,7 +238,7 @@ class ManagedProcess:
                 self._wake.wait(wait)  # restart() or terminate() cut it short
                 if self._stopping.is_set():
                     break
-                delay = self._backoff.after(delay)
+                failures += 1
             with self._lock:
                 self._restart_now = False
                 self._restarts += 1

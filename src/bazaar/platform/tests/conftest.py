@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from bazaar.platform.testing import NatsServer
+from bazaar.testing import NatsServer
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope, new_event
 from bazaar.platform.inbox import Inbox
 from bazaar.platform.messaging_tables import inbox, metadata
-from bazaar.platform.testing import DATABASE_BACKENDS, provisioned_database
+from bazaar.testing import DATABASE_BACKENDS, provisioned_database
 
 
 @pytest.fixture(params=DATABASE_BACKENDS)

@@ -10,7 +10,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from bazaar.platform.jetstream import PullConsumer, declare_stream, ensure_durable
-from bazaar.platform.testing import NatsServer
+from bazaar.testing import NatsServer
 
 STREAM, SUBJECT, DURABLE = "TEST", "test.events", "test-consumer"
 
@@ -32,6 +32,20 @@ async def connection(nats: NatsServer) -> AsyncIterator[NatsClient]:
     await connection.close()
 
 
+async def status_seen(connection: NatsClient, *statuses: str) -> asyncio.Future[None]:
+    """Resolves once the server answers a pull request with one of `statuses` (a listener
+    of our own on the inboxes, beside the consumer's)."""
+    seen = asyncio.get_running_loop().create_future()
+
+    async def check(msg: Msg) -> None:
+        status = msg.headers.get(api.Header.STATUS) if msg.headers else None
+        if status in statuses and not seen.done():
+            seen.set_result(None)
+
+    await connection.subscribe("_INBOX.>", cb=check)
+    return seen
+
+
 async def publish(js: JetStreamContext, *bodies: bytes) -> None:
     for body in bodies:
         await js.publish(SUBJECT, body, stream=STREAM)
@@ -43,22 +57,33 @@ async def test_no_more_than_capacity_are_handled_at_once_and_all_are_handled(
     release = asyncio.Event()
     busy: list[bytes] = []
     done: list[bytes] = []
+    in_hand, most_in_hand = 0, 0
 
     async def handle(msg: Msg) -> None:
+        nonlocal in_hand, most_in_hand
+        in_hand += 1
+        most_in_hand = max(most_in_hand, in_hand)
         busy.append(msg.data)
         await release.wait()
         await msg.ack()
+        in_hand -= 1
         done.append(msg.data)
 
     consumer = PullConsumer(connection, STREAM, DURABLE, handle, capacity=3, expires=0.5)
     await consumer.start()
-    await publish(connection.jetstream(), *(str(n).encode() for n in range(10)))
+    js = connection.jetstream()
+    await publish(js, *(str(n).encode() for n in range(10)))
     await eventually(lambda: len(busy) == 3)
-    await asyncio.sleep(0.7)  # a request expires meanwhile: still no room, none asked for
+    # Full: the server holds no pull request of ours and has the other 7 waiting. (flush:
+    # anything the consumer sent before now has reached the server.)
+    await connection.flush()
+    info = await js.consumer_info(STREAM, DURABLE)
+    assert (info.num_waiting, info.num_ack_pending, info.num_pending) == (0, 3, 7)
     assert len(busy) == 3
     release.set()
     await eventually(lambda: len(done) == 10)
     assert sorted(int(body) for body in done) == list(range(10))
+    assert most_in_hand == 3  # never more than capacity, before the release or after
     await consumer.stop()
     info = await connection.jetstream().consumer_info(STREAM, DURABLE)
     assert info.num_ack_pending == 0 and info.num_pending == 0
@@ -74,12 +99,14 @@ async def test_a_deleted_consumer_is_waited_for_and_consumption_resumes(
         handled.append(msg.data)
 
     js = connection.jetstream()
+    # A request open at the deletion ends with 409, one sent after it finds no responder.
+    refusal = await status_seen(connection, "409", "503")
     consumer = PullConsumer(connection, STREAM, DURABLE, handle, expires=0.3)
     await consumer.start()
     await publish(js, b"first")
     await eventually(lambda: len(handled) == 1)
     await js.delete_consumer(STREAM, DURABLE)  # by an operator: every request is refused
-    await asyncio.sleep(0.5)
+    await asyncio.wait_for(refusal, 10)  # the consumer has been refused: it knows
     await ensure_durable(js, STREAM, DURABLE, SUBJECT)  # from the first event again
     await eventually(lambda: len(handled) == 2)
     await publish(js, b"second")

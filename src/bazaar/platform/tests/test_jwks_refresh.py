@@ -1,6 +1,7 @@
 """The verifier's JWKS cache against a real HTTP server: a flood of unknown kids costs one
 fetch per refresh interval, a new key is learnt on first sight, a withdrawn key stops
-verifying once the cache is older than its maximum age."""
+verifying once the cache is older than its maximum age. The verifier's clock is a fake one
+the tests move: the intervals pass when a test says so, however slow the machine."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from typing import Any
 import pytest
 
 from bazaar.platform.problems import Problem
-from bazaar.platform.testing import TokenMinter
 from bazaar.platform.tokens import InvalidToken, TokenVerifier
+from bazaar.testing import FakeClock, TokenMinter
 
 
 class JwksServer:
@@ -64,7 +65,8 @@ def _with_kid(kid: str) -> str:
 
 
 async def test_a_flood_of_unknown_kids_fetches_once_per_interval(jwks: JwksServer) -> None:
-    verifier = TokenVerifier(jwks.url, refresh_interval=1.5)
+    clock = FakeClock()
+    verifier = TokenVerifier(jwks.url, refresh_interval=1.5, clock=clock)
     tokens = [_with_kid(uuid.uuid4().hex) for _ in range(200)]
 
     async def attempt(token: str) -> int:
@@ -79,7 +81,7 @@ async def test_a_flood_of_unknown_kids_fetches_once_per_interval(jwks: JwksServe
     for token in tokens[:50]:  # still within the interval: answered from the cache
         assert await attempt(token) == 401
     assert jwks.fetches == 1
-    await asyncio.sleep(1.6)
+    clock.advance(1.6)
     assert set(await asyncio.gather(*(attempt(t) for t in tokens))) == {401}
     assert jwks.fetches == 2
 
@@ -98,12 +100,13 @@ async def test_a_new_key_is_learnt_at_its_first_token(jwks: JwksServer) -> None:
 async def test_a_withdrawn_key_stops_verifying_once_the_cache_is_old(jwks: JwksServer) -> None:
     withdrawn, kept = TokenMinter(), TokenMinter()
     jwks.keys = withdrawn.jwks["keys"] + kept.jwks["keys"]
-    verifier = TokenVerifier(jwks.url, max_age=0.3, refresh_interval=0.1)
+    clock = FakeClock()
+    verifier = TokenVerifier(jwks.url, max_age=0.3, refresh_interval=0.1, clock=clock)
     token = withdrawn.token("u1")
     assert (await verifier.verify(token)).user_id == "u1"
     jwks.keys = kept.jwks["keys"]
     assert (await verifier.verify(token)).user_id == "u1"  # the cache is young
-    await asyncio.sleep(0.4)
+    clock.advance(0.4)
     with pytest.raises(InvalidToken, match="unknown key"):
         await verifier.verify(token)
     assert (await verifier.verify(kept.token("u2"))).user_id == "u2"
@@ -112,10 +115,11 @@ async def test_a_withdrawn_key_stops_verifying_once_the_cache_is_old(jwks: JwksS
 async def test_known_keys_serve_while_the_key_server_is_down(jwks: JwksServer) -> None:
     minter = TokenMinter()
     jwks.keys = minter.jwks["keys"]
-    verifier = TokenVerifier(jwks.url, max_age=0.1, refresh_interval=0.0)
+    clock = FakeClock()
+    verifier = TokenVerifier(jwks.url, max_age=0.1, refresh_interval=0.0, clock=clock)
     assert await verifier.verify(minter.token("u1"))
     jwks.close()
-    await asyncio.sleep(0.2)
+    clock.advance(0.2)
     assert (await verifier.verify(minter.token("u2"))).user_id == "u2"
     with pytest.raises(Problem) as unreachable:
         await verifier.verify(TokenMinter().token("u3"))

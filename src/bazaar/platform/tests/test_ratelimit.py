@@ -19,7 +19,7 @@ from bazaar.platform.ratelimit import (
     client_address,
     parse_rate,
 )
-from bazaar.platform.testing import free_port, redis_server
+from bazaar.testing import free_port, redis_server
 
 
 def test_a_rate_is_parsed_or_refused_with_an_example() -> None:

@@ -78,14 +78,15 @@ async def test_a_writer_waiting_too_long_gets_a_clear_error(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(db_module, "WRITER_WAIT_SECONDS", 0.05)
-    release = asyncio.Event()
+    holding, release = asyncio.Event(), asyncio.Event()
 
     async def holder() -> None:
         async with database.transaction():
+            holding.set()
             await release.wait()
 
     task = asyncio.create_task(holder())
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(holding.wait(), 10)
     with pytest.raises(TimeoutError, match="database is locked"):
         async with database.transaction():
             pass

@@ -8,8 +8,8 @@ from datetime import datetime, tzinfo
 import jwt
 import pytest
 
-from bazaar.platform.testing import TokenMinter
 from bazaar.platform.tokens import InvalidToken, TokenVerifier
+from bazaar.testing import TokenMinter
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bazaar.platform.testing import provisioned_database
 from bazaar.runner import cli
 from bazaar.runner.check import NothingToCheck, Violation, find_violations, inspect_platform
 from bazaar.runner.tests.shop_data import SERVICES_DIR, Shop, copy_home, migrated_home
+from bazaar.testing import provisioned_database
 
 
 @pytest.fixture(scope="module")

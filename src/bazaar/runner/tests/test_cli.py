@@ -189,6 +189,6 @@ def test_a_new_up_cleans_up_after_a_runner_killed_with_sigkill(tmp_path: Path) -
     again = Platform(home, port, services=standins())
     try:
         again.start(timeout=60)  # the orphaned gateway held the port: it is freed first
-        eventually(lambda: not any(running(pid) for pid in orphans), timeout=5)
+        eventually(lambda: not any(running(pid) for pid in orphans), timeout=15)
     finally:
         again.stop()

@@ -6,23 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bazaar.platform.bus import Bus, PermanentError
 from bazaar.platform.events import Envelope, new_event
-from bazaar.platform.testing import NatsServer
 from bazaar.runner import cli
 from bazaar.runner.state import write_state
-
-
-@pytest.fixture
-def nats(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path).start()
-    yield server
-    server.stop()
+from bazaar.testing import NatsServer
 
 
 @pytest.fixture

@@ -132,7 +132,7 @@ def test_stop_leaves_nothing_behind_and_a_restart_keeps_the_data(tmp_path: Path)
     platform.stop()
 
     assert len(pids) == 6
-    eventually(lambda: not any(running(pid) for pid in pids), timeout=2)
+    eventually(lambda: not any(running(pid) for pid in pids), timeout=15)
     state = read_state(platform.home.state_file)
     assert state is not None and state["pid"] is None
     assert all(p["pid"] is None and p["state"] == "stopped" for p in state["processes"])

@@ -8,11 +8,11 @@ from faststream.nats import TestNatsBroker
 
 from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
-from bazaar.platform.testing import TokenMinter, migrated_database
 from bazaar.services.cart.bootstrap import MIGRATIONS, build_app
 from bazaar.services.cart.pricing import Pricing
 from bazaar.services.cart.settings import CartSettings
 from bazaar.services.cart.tests.fakes import PRODUCTS, FakeCatalog
+from bazaar.testing import TokenMinter, migrated_database
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bazaar.platform.testing import TokenMinter
 from bazaar.services.cart.tests.fakes import FakeCatalog
+from bazaar.testing import TokenMinter
 
 ALICE = "alice"
 BOB = "bob"

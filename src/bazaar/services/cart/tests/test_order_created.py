@@ -10,7 +10,7 @@ from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope, new_event
 from bazaar.platform.messaging_tables import inbox
-from bazaar.platform.testing import TokenMinter
+from bazaar.testing import TokenMinter
 
 ALICE = "alice"
 

@@ -8,10 +8,10 @@ from faststream.nats import NatsMessage, TestNatsBroker
 from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
 from bazaar.platform.events import DEADLETTER_PREFIX, DEADLETTER_STREAM
-from bazaar.platform.testing import TokenMinter, migrated_database
 from bazaar.services.catalog.bootstrap import MIGRATIONS, build_app
 from bazaar.services.catalog.settings import CatalogSettings
 from bazaar.services.catalog.tests.samples import DeadLetters, seed_products
+from bazaar.testing import TokenMinter, migrated_database
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from bazaar.platform.db import Database
-from bazaar.platform.testing import migrated_database
 from bazaar.services.catalog.bootstrap import MIGRATIONS
 from bazaar.services.catalog.domain import Category, StockLevel
 from bazaar.services.catalog.store import CatalogRepository
+from bazaar.testing import migrated_database
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import pytest
 
 from bazaar.contracts.generated import inventory_pb2, inventory_pb2_grpc
 from bazaar.platform.grpc import create_grpc_server, mark_serving
-from bazaar.platform.testing import TokenMinter
 from bazaar.services.gateway.bootstrap import build_app
 from bazaar.services.gateway.settings import GatewaySettings
 from bazaar.services.gateway.tests.fakes import (
@@ -22,6 +21,7 @@ from bazaar.services.gateway.tests.fakes import (
     FakeShop,
 )
 from bazaar.services.gateway.upstreams import TransportOverride
+from bazaar.testing import TokenMinter
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from starlette.types import Receive, Scope, Send
 
 from bazaar.contracts.generated import inventory_pb2, inventory_pb2_grpc
 from bazaar.platform.problems import PROBLEM_JSON, problem_body
-from bazaar.platform.testing import TokenMinter
 from bazaar.platform.tokens import InvalidToken, Principal, bearer_token
+from bazaar.testing import TokenMinter
 
 UPSTREAMS = ("auth", "catalog", "cart", "order")
 SHOP_URL = "http://shop.test"

@@ -5,9 +5,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bazaar.platform.testing import TokenMinter
 from bazaar.services.gateway.settings import GatewaySettings
 from bazaar.services.gateway.tests.fakes import ClientFactory, EchoUpstream, FakeInventory
+from bazaar.testing import TokenMinter
 
 STOCK = "/api/admin/products/p1/stock"
 

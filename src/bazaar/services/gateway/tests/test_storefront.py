@@ -3,9 +3,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from bazaar.platform.testing import TokenMinter
 from bazaar.services.gateway.pages import SESSION_COOKIE
 from bazaar.services.gateway.tests.fakes import SHOP_URL, ClientFactory, FakeShop
+from bazaar.testing import TokenMinter
 
 
 async def log_in(store: httpx.AsyncClient, email: str = "ada@example.com") -> None:

@@ -7,10 +7,10 @@ import httpx
 from fastapi import Request
 from starlette.responses import Response
 
-from bazaar.platform.testing import TokenMinter
 from bazaar.services.gateway.settings import GatewaySettings
 from bazaar.services.gateway.tests.fakes import UPSTREAMS, ClientFactory, EchoUpstream, FakeShop
 from bazaar.services.gateway.tests.test_storefront import log_in
+from bazaar.testing import TokenMinter
 
 CREATED = b'{"order_id": "o-1", "status": "pending"}'
 

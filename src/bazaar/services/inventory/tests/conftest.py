@@ -10,11 +10,11 @@ from bazaar.contracts.generated import inventory_pb2_grpc
 from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
 from bazaar.platform.events import EVENTS_STREAM, event_subject
-from bazaar.platform.testing import DATABASE_BACKENDS, provisioned_database
 from bazaar.services.inventory.bootstrap import MIGRATIONS, InventoryProcess, build_inventory
 from bazaar.services.inventory.domain import SeedStock
 from bazaar.services.inventory.settings import InventorySettings
 from bazaar.services.inventory.tests.support import Published
+from bazaar.testing import DATABASE_BACKENDS, provisioned_database
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
 from bazaar.platform.messaging_tables import outbox
 from bazaar.platform.migrations import migrate
-from bazaar.platform.testing import free_port
 from bazaar.services.inventory.app import create_ops_app
 from bazaar.services.inventory.bootstrap import MIGRATIONS, InventoryProcess, seed
 from bazaar.services.inventory.settings import InventorySettings
+from bazaar.testing import free_port
 
 PRODUCTS = [
     {"id": "mug", "name": "Mug", "category": "kitchen", "price_cents": 1200, "stock": 25},

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from bazaar.platform.testing import DATABASE_BACKENDS, TokenMinter, provisioned_database
 from bazaar.services.order.bootstrap import MIGRATIONS
 from bazaar.services.order.tests.support import Neighbours, Shop, running_shop
+from bazaar.testing import DATABASE_BACKENDS, TokenMinter, provisioned_database
 
 
 @pytest.fixture(params=DATABASE_BACKENDS)

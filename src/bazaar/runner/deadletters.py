@@ -1,8 +1,8 @@
 """Dead letters, visible and replayable.
 
 A consumer that cannot handle an event moves it to `bazaar.deadletter.<consumer>.<type>`
-(stream BAZAAR_DEADLETTER) with the error in `x-error` (see `bus.Bus`). Once the cause is
-fixed, an operator lists them and replays them:
+(stream BAZAAR_DEADLETTER) with the error in `x-error` (see `bazaar.platform.bus.Bus`).
+Once the cause is fixed, an operator lists them and replays them:
 
     async with DeadLetters.connect(broker_url) as letters:
         for letter in await letters.list_all(): print(letter.seq, letter.error)
@@ -33,14 +33,13 @@ from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
 from bazaar.platform.events import (
+    DEADLETTER_CONSUMER_HEADER,
+    DEADLETTER_ERROR_HEADER,
     DEADLETTER_PREFIX,
     DEADLETTER_STREAM,
     EVENTS_STREAM,
     event_subject,
 )
-
-ERROR_HEADER = "x-error"
-CONSUMER_HEADER = "x-consumer"
 
 
 class DeadLetterNotFound(LookupError):
@@ -76,14 +75,14 @@ def read_dead_letter(message: RawStreamMsg) -> DeadLetter:
     headers = message.headers or {}
     body = message.data or b""
     rest = subject.removeprefix(DEADLETTER_PREFIX)
-    consumer = str(headers.get(CONSUMER_HEADER) or rest.split(".", 1)[0])
+    consumer = str(headers.get(DEADLETTER_CONSUMER_HEADER) or rest.split(".", 1)[0])
     event_type = rest.removeprefix(f"{consumer}.")
     return DeadLetter(
         seq=int(message.seq or 0),
         subject=subject,
         consumer=consumer,
         event_type=event_type,
-        error=str(headers.get(ERROR_HEADER) or ""),
+        error=str(headers.get(DEADLETTER_ERROR_HEADER) or ""),
         time=message.time,
         envelope_id=_envelope_id(body),
         body=body,

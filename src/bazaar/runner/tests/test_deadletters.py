@@ -9,15 +9,15 @@ import pytest
 from nats.js.api import RawStreamMsg
 
 from bazaar.platform.bus import Bus, PermanentError
-from bazaar.platform.deadletters import (
+from bazaar.platform.events import Envelope, new_event
+from bazaar.runner.deadletters import (
     DeadLetter,
     DeadLetterNotFound,
     DeadLetters,
     read_dead_letter,
     replay_headers,
 )
-from bazaar.platform.events import Envelope, new_event
-from bazaar.platform.testing import NatsServer
+from bazaar.testing import NatsServer
 
 
 async def eventually(condition: Callable[[], object], limit: float = 10.0) -> None:

