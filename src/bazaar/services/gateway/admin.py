@@ -8,16 +8,17 @@ import uuid
 from typing import Annotated
 
 import grpc
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bazaar.contracts.generated import inventory_pb2, inventory_pb2_grpc
+from bazaar.contracts.generated import inventory_pb2
 from bazaar.platform.jsontypes import JSON_INTEGER
 from bazaar.platform.problems import Problem
-from bazaar.platform.tokens import AdminUser
+from bazaar.platform.tokens import Principal, bearer_token, current_admin
+from bazaar.services.gateway.handlers import Gateway
 from bazaar.services.gateway.schemas import PRODUCT_ID_PATTERN, problem_responses
 
-router = APIRouter(prefix="/api/admin", tags=["admin"])
+stock_admin = APIRouter(prefix="/api/admin", tags=["admin"])
 
 RPC_TIMEOUT = 3.0
 ProductId = Annotated[str, Path(min_length=1, max_length=64, pattern=PRODUCT_ID_PATTERN)]
@@ -77,8 +78,12 @@ class StockList(BaseModel):
     items: list[StockLevel]
 
 
-def _inventory(request: Request) -> inventory_pb2_grpc.InventoryStub:
-    return request.app.state.inventory
+async def admin_caller(request: Request, gateway: Gateway) -> Principal:
+    """The caller's bearer token, verified, naming an admin: 401 or 403 otherwise."""
+    return await current_admin(await gateway.tokens.verify(bearer_token(request)))
+
+
+AdminCaller = Annotated[Principal, Depends(admin_caller)]
 
 
 def _problem(exc: grpc.aio.AioRpcError) -> Problem:
@@ -90,7 +95,7 @@ def _problem(exc: grpc.aio.AioRpcError) -> Problem:
     return Problem(status, exc.details() or exc.code().name.lower())
 
 
-@router.put(
+@stock_admin.put(
     "/products/{product_id}/stock",
     response_model=StockLevel,
     summary="Add or remove units on hand (never below what is reserved)",
@@ -98,10 +103,10 @@ def _problem(exc: grpc.aio.AioRpcError) -> Problem:
     responses=problem_responses(401, 403, 404, 409, 413, 422, 502, 503, 504),
 )
 async def adjust_stock(
-    request: Request,
+    gateway: Gateway,
     product_id: ProductId,
     body: StockAdjustment,
-    admin: AdminUser,
+    admin: AdminCaller,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -120,21 +125,21 @@ async def adjust_stock(
         request_id=f"admin:{idempotency_key or uuid.uuid4().hex}",
     )
     try:
-        level = await _inventory(request).AdjustStock(command, timeout=RPC_TIMEOUT)
+        level = await gateway.inventory.stock.AdjustStock(command, timeout=RPC_TIMEOUT)
     except grpc.aio.AioRpcError as exc:
         raise _problem(exc) from exc
     return StockLevel.of(level)
 
 
-@router.get(
+@stock_admin.get(
     "/stock",
     response_model=StockList,
     summary="Stock levels of the given products (none given: every product)",
     responses=problem_responses(401, 403, 422, 502, 503, 504),
 )
 async def get_stock(
-    request: Request,
-    admin: AdminUser,
+    gateway: Gateway,
+    admin: AdminCaller,
     product_id: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=64, pattern=PRODUCT_ID_PATTERN)]],
         Query(max_length=100, description="Repeat for several products."),
@@ -142,7 +147,7 @@ async def get_stock(
 ) -> StockList:
     query = inventory_pb2.GetStockRequest(product_ids=product_id)
     try:
-        answer = await _inventory(request).GetStock(query, timeout=RPC_TIMEOUT)
+        answer = await gateway.inventory.stock.GetStock(query, timeout=RPC_TIMEOUT)
     except grpc.aio.AioRpcError as exc:
         raise _problem(exc) from exc
     return StockList(items=[StockLevel.of(level) for level in answer.levels])

@@ -3,32 +3,27 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import grpc
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bazaar.contracts.generated import inventory_pb2_grpc
-from bazaar.platform.cli import run_service_cli
-from bazaar.platform.config import ServiceSettings
-from bazaar.platform.grpc import create_channel
+from bazaar.platform.cli import run_service_cli, serve_asgi
 from bazaar.platform.ratelimit import AsyncRateLimiter
-from bazaar.platform.serving import run_asgi
 from bazaar.platform.tokens import TokenVerifier
-from bazaar.platform.web import create_app
-from bazaar.services.gateway import admin, api, storefront
+from bazaar.platform.web import Resource, create_app
+from bazaar.services.gateway.admin import stock_admin
+from bazaar.services.gateway.api import install_openapi, public_api
+from bazaar.services.gateway.handlers import GatewayService
 from bazaar.services.gateway.pages import create_templates, install_page_errors
 from bazaar.services.gateway.settings import GatewaySettings
+from bazaar.services.gateway.storefront import storefront
 from bazaar.services.gateway.throttling import CheckoutThrottle
-from bazaar.services.gateway.upstreams import TransportOverride, Upstreams
+from bazaar.services.gateway.upstreams import Inventory, TransportOverride, Upstreams
 
 STATIC = Path(__file__).parent / "static"
-READINESS_TIMEOUT = 1.0
 DESCRIPTION = (
     "Bazaar's public API. Money is integer cents; every error is RFC 9457 "
     "`application/problem+json`. Cart, checkout and orders need `Authorization: Bearer "
@@ -42,77 +37,62 @@ def build_app(
     transport: TransportOverride = None,
     token_verifier: TokenVerifier | None = None,
 ) -> FastAPI:
-    @asynccontextmanager
-    async def upstream_clients(app: FastAPI) -> AsyncIterator[None]:
-        app.state.upstreams = Upstreams(
-            settings.upstream_urls(),
-            timeout=settings.upstream_timeout,
-            stream_timeout=settings.stream_timeout,
-            max_body_bytes=settings.max_body_bytes,
-            transport=transport,
-        )
-        try:
-            yield
-        finally:
-            await app.state.upstreams.aclose()
-
-    @asynccontextmanager
-    async def inventory_channel(app: FastAPI) -> AsyncIterator[None]:
-        channel = create_channel(settings.inventory_addr)
-        app.state.inventory = inventory_pb2_grpc.InventoryStub(channel)
-        app.state.inventory_health = health_pb2_grpc.HealthStub(channel)
-        try:
-            yield
-        finally:
-            await channel.close()
-
-    async def upstreams_ready() -> None:
-        """Every HTTP upstream's /healthz and inventory's gRPC health, asked all at once."""
-        results = await asyncio.gather(
-            app.state.upstreams.check_ready(READINESS_TIMEOUT),
-            inventory_serving(app.state.inventory_health),
-            return_exceptions=True,
-        )
-        failures = [str(result) for result in results if isinstance(result, BaseException)]
-        if failures:
-            raise RuntimeError(", ".join(failures))
-
+    gateway = build_gateway(settings, transport=transport, token_verifier=token_verifier)
     app = create_app(
         "gateway",
         title="Bazaar",
         description=DESCRIPTION,
-        resources=[upstream_clients, inventory_channel],
-        readiness=[upstreams_ready],
+        resources=[connections_of(gateway)],
+        readiness=[gateway.upstreams_ready],
+        provides=gateway,
         max_body_bytes=settings.max_body_bytes,
     )
-    app.state.settings = settings
-    app.state.checkout_throttle = CheckoutThrottle(
-        settings.checkout_rate, AsyncRateLimiter(settings.rate_limit_url)
-    )
-    app.state.token_verifier = token_verifier or TokenVerifier(settings.jwks_url)
-    app.state.templates = create_templates()
-    app.include_router(api.router)
-    app.include_router(admin.router)
-    app.include_router(storefront.router)
+    app.include_router(public_api(gateway))
+    app.include_router(stock_admin)
+    app.include_router(storefront)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    install_page_errors(app)
-    api.install_openapi(app)
+    install_page_errors(app, gateway)
+    install_openapi(app)
     return app
 
 
-async def inventory_serving(health: health_pb2_grpc.HealthStub) -> None:
-    try:
-        answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=READINESS_TIMEOUT)
-    except grpc.aio.AioRpcError as exc:
-        raise RuntimeError(f"inventory: {exc.code().name}") from exc
-    if answer.status != health_pb2.HealthCheckResponse.SERVING:
-        raise RuntimeError("inventory: not serving")
+def build_gateway(
+    settings: GatewaySettings,
+    *,
+    transport: TransportOverride = None,
+    token_verifier: TokenVerifier | None = None,
+) -> GatewayService:
+    tokens = token_verifier or TokenVerifier(settings.jwks_url)
+    upstreams = Upstreams(
+        settings.upstream_urls(),
+        timeout=settings.upstream_timeout,
+        stream_timeout=settings.stream_timeout,
+        max_body_bytes=settings.max_body_bytes,
+        transport=transport,
+    )
+    limiter = AsyncRateLimiter(settings.rate_limit_url)
+    return GatewayService(
+        upstreams=upstreams,
+        inventory=Inventory(settings.inventory_addr),
+        tokens=tokens,
+        checkouts=CheckoutThrottle(settings.checkout_rate, limiter, tokens),
+        templates=create_templates(),
+        mail_folder=settings.mail_folder,
+    )
 
 
-def serve(settings: ServiceSettings) -> None:
-    assert isinstance(settings, GatewaySettings)
-    run_asgi(build_app(settings), settings)
+def connections_of(gateway: GatewayService) -> Resource:
+    """The upstreams' pools and inventory's channel, closed when the app stops."""
+
+    @asynccontextmanager
+    async def connections(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await gateway.aclose()
+
+    return connections
 
 
 def main() -> None:
-    run_service_cli(GatewaySettings, serve)
+    run_service_cli(GatewaySettings, serve_asgi(build_app))

@@ -16,8 +16,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from bazaar.platform import web
 from bazaar.platform.logs import get_logger
 from bazaar.platform.problems import Problem
-from bazaar.platform.tokens import Principal, TokenVerifier
+from bazaar.platform.tokens import Principal
 from bazaar.services.gateway import domain
+from bazaar.services.gateway.handlers import Gateway, GatewayService
 from bazaar.services.gateway.shop import Shop, ShopError
 from bazaar.services.gateway.upstreams import forwarded_for
 
@@ -74,7 +75,7 @@ def create_templates() -> jinja2.Environment:
 # -- the visitor -----------------------------------------------------------------------
 
 
-async def current_visitor(request: Request) -> Visitor | None:
+async def current_visitor(request: Request, gateway: Gateway) -> Visitor | None:
     """The visitor behind the session cookie, or None (no cookie, or a token that no
     longer verifies: expired, or signed by a retired key). Worked out once per request."""
     known = getattr(request.state, "visitor", _UNKNOWN)
@@ -83,29 +84,29 @@ async def current_visitor(request: Request) -> Visitor | None:
     visitor = None
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        verifier: TokenVerifier = request.app.state.token_verifier
         try:
-            visitor = Visitor(await verifier.verify(token), token)
+            visitor = Visitor(await gateway.tokens.verify(token), token)
         except Problem as exc:  # invalid (401), or the signing keys out of reach (503)
             log.info("session token not accepted", status=exc.status)
     request.state.visitor = visitor
     return visitor
 
 
-async def require_visitor(request: Request) -> Visitor:
-    visitor = await current_visitor(request)
+MaybeVisitor = Annotated[Visitor | None, Depends(current_visitor)]
+
+
+async def require_visitor(visitor: MaybeVisitor) -> Visitor:
     if visitor is None:
         raise LoginRequired()
     return visitor
 
 
 CurrentVisitor = Annotated[Visitor, Depends(require_visitor)]
-MaybeVisitor = Annotated[Visitor | None, Depends(current_visitor)]
 
 
-def shop_for(request: Request, visitor: Visitor | None) -> Shop:
+def shop_for(request: Request, gateway: GatewayService, visitor: Visitor | None) -> Shop:
     return Shop(
-        request.app.state.upstreams,
+        gateway.upstreams,
         visitor.token if visitor else None,
         web.request_id(request.scope),
         forwarded_for(request),
@@ -146,24 +147,28 @@ FormPost = Depends(same_origin)
 
 
 async def render(
-    request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200
+    request: Request,
+    gateway: GatewayService,
+    template: str,
+    context: dict[str, Any] | None = None,
+    status: int = 200,
 ) -> HTMLResponse:
     """A page with the header's data: the visitor and their cart's item count."""
     context = dict(context or {})
-    visitor = await current_visitor(request)
+    visitor = await current_visitor(request, gateway)
     if visitor is not None and "cart_count" not in context:
-        context["cart_count"] = await _cart_count(request, visitor)
-    env: jinja2.Environment = request.app.state.templates
-    html = env.get_template(template).render(request=request, visitor=visitor, **context)
+        context["cart_count"] = await _cart_count(request, gateway, visitor)
+    page = gateway.templates.get_template(template)
+    html = page.render(request=request, visitor=visitor, **context)
     response = HTMLResponse(html, status_code=status)
     if visitor is None and SESSION_COOKIE in request.cookies:
         clear_session(response)  # a token that no longer verifies is of no use to keep
     return response
 
 
-async def _cart_count(request: Request, visitor: Visitor) -> int | None:
+async def _cart_count(request: Request, gateway: GatewayService, visitor: Visitor) -> int | None:
     try:
-        cart = await shop_for(request, visitor).cart()
+        cart = await shop_for(request, gateway, visitor).cart()
     except ShopError:
         return None  # the header goes without the count; the page itself still works
     count = cart.get("item_count")
@@ -185,7 +190,7 @@ def login_redirect(request: Request) -> RedirectResponse:
     return redirect("/login?next=" + quote(domain.safe_next(target), safe="/"))
 
 
-def install_page_errors(app: FastAPI) -> None:
+def install_page_errors(app: FastAPI, gateway: GatewayService) -> None:
     """Failures of a page become a page: never a stack trace, never JSON."""
 
     @app.exception_handler(LoginRequired)
@@ -200,7 +205,7 @@ def install_page_errors(app: FastAPI) -> None:
             "This form was not sent from a page of this shop, so it was refused. "
             "Go back to the shop and try again."
         )
-        return await render(request, "error.html", {"message": message}, status=403)
+        return await render(request, gateway, "error.html", {"message": message}, status=403)
 
     @app.exception_handler(ShopError)
     async def _shop(request: Request, exc: ShopError) -> Response:
@@ -209,4 +214,5 @@ def install_page_errors(app: FastAPI) -> None:
             response = login_redirect(request)
             clear_session(response)
             return response
-        return await render(request, "error.html", {"message": exc.message}, status=exc.status)
+        context = {"message": exc.message}
+        return await render(request, gateway, "error.html", context, status=exc.status)

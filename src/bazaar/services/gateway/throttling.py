@@ -4,7 +4,6 @@ The storefront's checkout form counts against the same budget."""
 
 from __future__ import annotations
 
-from fastapi import Request
 from limits import RateLimitItem
 
 from bazaar.platform.problems import Problem
@@ -13,30 +12,23 @@ from bazaar.platform.tokens import TokenVerifier
 
 
 class CheckoutThrottle:
-    def __init__(self, rate: str, limiter: AsyncRateLimiter) -> None:
+    def __init__(self, rate: str, limiter: AsyncRateLimiter, verifier: TokenVerifier) -> None:
         self._rate: RateLimitItem = parse_rate(rate)
         self._limiter = limiter
+        self._verifier = verifier
 
     async def count(self, user_id: str) -> None:
         """One checkout by `user_id`; TooManyRequests (429) past the rate."""
         await self._limiter.hit(self._rate, "checkout", user_id)
 
-    async def count_bearer(self, verifier: TokenVerifier, authorization: str) -> None:
+    async def count_bearer(self, authorization: str) -> None:
         """Count the checkout of the user a bearer token names. A token that does not
         verify is not counted here: the order service refuses it with its own 401."""
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return
         try:
-            user = await verifier.verify(token.strip())
+            user = await self._verifier.verify(token.strip())
         except Problem:
             return
         await self.count(user.user_id)
-
-
-async def count_checkout(request: Request) -> None:
-    """The API's checkout: counted against the caller's budget before it is forwarded."""
-    throttle: CheckoutThrottle = request.app.state.checkout_throttle
-    await throttle.count_bearer(
-        request.app.state.token_verifier, request.headers.get("authorization", "")
-    )

@@ -1,6 +1,6 @@
-"""The services behind the gateway: one transport per upstream (its pool of keep-alive
-connections), and the one generic function that forwards a public request to the service
-that owns its path, straight to that transport.
+"""The services behind the gateway: one transport per HTTP upstream (its pool of keep-alive
+connections), the one generic method that forwards a public request to the service that
+owns its path, straight to that transport, and inventory's gRPC channel.
 
 The gateway does not retry a forwarded call: most public writes are not idempotent, and
 the client is the one who knows (and sends an `Idempotency-Key` when it does).
@@ -12,12 +12,16 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Mapping
 
+import grpc
 import httpx
 from fastapi import Request
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from bazaar.contracts.generated import inventory_pb2_grpc
 from bazaar.platform import web
+from bazaar.platform.grpc import create_channel
 from bazaar.platform.logs import get_logger
 from bazaar.platform.problems import NotFound, Problem
 from bazaar.platform.transport import ServiceTransport
@@ -129,6 +133,45 @@ class Upstreams:
         )
         return await self._transports[upstream].handle_async_request(request)
 
+    async def forward(
+        self, request: Request, upstream: str, *, long_lived: bool = False
+    ) -> Response:
+        """Send the request, unchanged, to `upstream` and answer with what it answers:
+        status, the headers a client needs, and the body (streamed through when it is an
+        event stream). `long_lived` allows a stream to stay silent for `stream_timeout`
+        rather than `timeout`."""
+        body = await _body(request, self.max_body_bytes)
+        try:
+            answer = await self.send(
+                upstream,
+                request.method,
+                _target(request),
+                _forwarded_headers(request),
+                body,
+                long_lived=long_lived,
+            )
+        except httpx.HTTPError as exc:
+            log.warning("upstream call failed", upstream=upstream, error=type(exc).__name__)
+            raise upstream_failure(upstream, exc) from exc
+        headers = {
+            name: value for name, value in answer.headers.items() if name in RESPONSE_HEADERS
+        }
+        if headers.get("content-type", "").startswith("text/event-stream"):
+            headers["x-accel-buffering"] = "no"  # a buffering proxy in front would hold events
+            return StreamingResponse(
+                _relay(answer, upstream),
+                status_code=answer.status_code,
+                headers=headers,
+                background=BackgroundTask(answer.aclose),
+            )
+        try:
+            content = await answer.aread()
+        except httpx.HTTPError as exc:
+            raise upstream_failure(upstream, exc) from exc
+        finally:
+            await answer.aclose()
+        return Response(content, status_code=answer.status_code, headers=headers)
+
     async def aclose(self) -> None:
         await asyncio.gather(*(client.aclose() for client in self._clients.values()))
 
@@ -147,6 +190,38 @@ class Upstreams:
         ]
         if failures:
             raise RuntimeError(", ".join(failures))
+
+
+class Inventory:
+    """The inventory service, which speaks nothing but gRPC: the stub the admin stock routes
+    call, and its health for /readyz. The channel is made on first use: a grpc.aio channel
+    belongs to the event loop it was made in, and the app's loop starts after bootstrap."""
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._channel: grpc.aio.Channel | None = None
+
+    def _connected(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            self._channel = create_channel(self._address)
+        return self._channel
+
+    @functools.cached_property
+    def stock(self) -> inventory_pb2_grpc.InventoryStub:
+        return inventory_pb2_grpc.InventoryStub(self._connected())
+
+    async def check_serving(self, probe_seconds: float = 1.0) -> None:
+        health = health_pb2_grpc.HealthStub(self._connected())
+        try:
+            answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=probe_seconds)
+        except grpc.aio.AioRpcError as exc:
+            raise RuntimeError(f"inventory: {exc.code().name}") from exc
+        if answer.status != health_pb2.HealthCheckResponse.SERVING:
+            raise RuntimeError("inventory: not serving")
+
+    async def aclose(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
 
 
 def _upstream_url(base: str, target: str) -> httpx.URL:
@@ -230,42 +305,6 @@ async def _body(request: Request, limit: int) -> bytes:
             raise BodyTooLarge(limit)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-async def forward(request: Request, upstream: str, *, long_lived: bool = False) -> Response:
-    """Send the request, unchanged, to `upstream` and answer with what it answers: status,
-    the headers a client needs, and the body (streamed through when it is an event stream).
-    `long_lived` allows a stream to stay silent for `stream_timeout` rather than `timeout`."""
-    upstreams: Upstreams = request.app.state.upstreams
-    body = await _body(request, upstreams.max_body_bytes)
-    try:
-        answer = await upstreams.send(
-            upstream,
-            request.method,
-            _target(request),
-            _forwarded_headers(request),
-            body,
-            long_lived=long_lived,
-        )
-    except httpx.HTTPError as exc:
-        log.warning("upstream call failed", upstream=upstream, error=type(exc).__name__)
-        raise upstream_failure(upstream, exc) from exc
-    headers = {name: value for name, value in answer.headers.items() if name in RESPONSE_HEADERS}
-    if headers.get("content-type", "").startswith("text/event-stream"):
-        headers["x-accel-buffering"] = "no"  # a buffering proxy in front would hold events
-        return StreamingResponse(
-            _relay(answer, upstream),
-            status_code=answer.status_code,
-            headers=headers,
-            background=BackgroundTask(answer.aclose),
-        )
-    try:
-        content = await answer.aread()
-    except httpx.HTTPError as exc:
-        raise upstream_failure(upstream, exc) from exc
-    finally:
-        await answer.aclose()
-    return Response(content, status_code=answer.status_code, headers=headers)
 
 
 async def _relay(answer: httpx.Response, upstream: str) -> AsyncIterator[bytes]:

@@ -17,6 +17,7 @@ from bazaar.services.gateway.bootstrap import build_app
 from bazaar.services.gateway.settings import GatewaySettings
 from bazaar.services.gateway.tests.fakes import UPSTREAMS, ClientFactory, EchoUpstream, problem
 
+STARTUP_DEADLINE = 30.0
 # (method, public path, owning upstream): the whole public API but the admin stock routes.
 PUBLIC_ROUTES = [
     ("POST", "/api/auth/signup", "auth"),
@@ -242,9 +243,13 @@ async def _serve(app: object, servers: list[uvicorn.Server]) -> str:
     sock.bind(("127.0.0.1", 0))
     server = asgi_server(app, "127.0.0.1", 0)
     servers.append(server)
-    asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 - uvicorn has no "started" event to await
-        await asyncio.sleep(0.01)
+    serving = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    # Polled, with a deadline far past any slow start: uvicorn has no "started" event.
+    async with asyncio.timeout(STARTUP_DEADLINE):
+        while not server.started:
+            if serving.done():
+                serving.result()  # why it stopped before it started
+            await asyncio.sleep(0.01)
     return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
@@ -335,14 +340,19 @@ async def test_over_sockets_a_service_that_is_down_is_a_503(
 async def test_over_sockets_a_service_too_slow_to_answer_is_a_504(
     settings: GatewaySettings, served: list[uvicorn.Server]
 ) -> None:
+    gave_up = asyncio.Event()
+
     class Slow(EchoUpstream):
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == "http":
-                await asyncio.sleep(1.0)
+                await gave_up.wait()  # it answers only once the gateway has given up on it
             await super().__call__(scope, receive, send)
 
     slow = Slow("order")
-    quick = settings.model_copy(update={"upstream_timeout": 0.2})
+    # Short, yet long enough for a loopback connect on a loaded machine (a connect that
+    # timed out would be a 503, not this test's 504).
+    quick = settings.model_copy(update={"upstream_timeout": 0.5})
     async with await _gateway_over(quick, served, order=await _serve(slow, served)) as gateway:
         answer = await gateway.get("/api/orders")
+        gave_up.set()
     assert answer.status_code == 504
