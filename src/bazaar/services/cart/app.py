@@ -7,20 +7,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from bazaar.contracts.events import ORDER_CREATED, OrderCreated
 from bazaar.platform.bus import Bus
+from bazaar.platform.consumers import consume
 from bazaar.platform.db import Database
-from bazaar.platform.events import Envelope
-from bazaar.platform.inbox import Inbox
+from bazaar.platform.dependencies import uses
 from bazaar.platform.jsontypes import JSON_INTEGER
 from bazaar.platform.problems import Conflict, NotFound, Problem, Unprocessable
 from bazaar.platform.tokens import CurrentUser
-from bazaar.services.cart import domain, handlers
+from bazaar.services.cart import domain
 from bazaar.services.cart.domain import MAX_QTY, PricedCart
-from bazaar.services.cart.pricing import Pricing, PricingFailed, PricingUnavailable
+from bazaar.services.cart.handlers import CartService
+from bazaar.services.cart.pricing import PricingFailed, PricingUnavailable
 from bazaar.services.cart.store import StaleCart
 
 CONSUMER = "cart"
@@ -91,17 +92,7 @@ class InternalCart(BaseModel):
     items: list[InternalLine]
 
 
-# Dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread.
-async def get_db(request: Request) -> Database:
-    return request.app.state.db
-
-
-async def get_pricing(request: Request) -> Pricing:
-    return request.app.state.pricing
-
-
-DatabaseDep = Annotated[Database, Depends(get_db)]
-PricingDep = Annotated[Pricing, Depends(get_pricing)]
+Carts = Annotated[CartService, uses(CartService)]
 
 
 @contextmanager
@@ -122,17 +113,15 @@ def _as_problems() -> Iterator[None]:
 
 
 @public.get("", response_model=CartPublic)
-async def get_cart(user: CurrentUser, db: DatabaseDep, pricing: PricingDep) -> CartPublic:
+async def get_cart(user: CurrentUser, carts: Carts) -> CartPublic:
     with _as_problems():
-        return CartPublic.of(await handlers.view(db, pricing, user.user_id))
+        return CartPublic.of(await carts.view(user.user_id))
 
 
 @public.post("/items", response_model=CartPublic)
-async def add_item(
-    body: ItemAdd, user: CurrentUser, db: DatabaseDep, pricing: PricingDep
-) -> CartPublic:
+async def add_item(body: ItemAdd, user: CurrentUser, carts: Carts) -> CartPublic:
     with _as_problems():
-        cart = await handlers.add_item(db, pricing, user.user_id, body.product_id, body.qty)
+        cart = await carts.add_item(user.user_id, body.product_id, body.qty)
     return CartPublic.of(cart)
 
 
@@ -141,86 +130,39 @@ async def set_quantity(
     product_id: ProductIdPath,
     body: QuantitySet,
     user: CurrentUser,
-    db: DatabaseDep,
-    pricing: PricingDep,
+    carts: Carts,
 ) -> CartPublic:
     with _as_problems():
-        cart = await handlers.set_quantity(db, pricing, user.user_id, product_id, body.qty)
+        cart = await carts.set_quantity(user.user_id, product_id, body.qty)
     return CartPublic.of(cart)
 
 
 @public.delete("/items/{product_id}", response_model=CartPublic)
-async def remove_item(
-    product_id: ProductIdPath, user: CurrentUser, db: DatabaseDep, pricing: PricingDep
-) -> CartPublic:
+async def remove_item(product_id: ProductIdPath, user: CurrentUser, carts: Carts) -> CartPublic:
     with _as_problems():
-        cart = await handlers.remove_item(db, pricing, user.user_id, product_id)
+        cart = await carts.remove_item(user.user_id, product_id)
     return CartPublic.of(cart)
 
 
 @internal.get("/{user_id}", response_model=InternalCart)
 async def get_internal_cart(
-    user_id: Annotated[str, Path(min_length=1, max_length=255)], db: DatabaseDep
+    user_id: Annotated[str, Path(min_length=1, max_length=255)], carts: Carts
 ) -> InternalCart:
     """The lines the order service checks out (internal network only: no token)."""
-    cart = await handlers.contents(db, user_id)
+    cart = await carts.contents(user_id)
     items = [InternalLine(product_id=p, qty=q) for p, q in cart.lines.items()]
     return InternalCart(user_id=cart.user_id, items=items)
 
 
-# contracts/events/order.created.json, field for field: an event that breaks the contract
-# is refused whole (the bus dead-letters it), even in fields the cart does not use.
-EventId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
-EventEmail = Annotated[
-    str,
-    Field(
-        min_length=3,
-        max_length=320,
-        pattern=r"^[^@\x00-\x20\x7f-\xa0]+@[^@\x00-\x20\x7f-\xa0]+$",
-    ),
-]
-
-
-class EventData(BaseModel):
-    # Strict: a JSON "3" is no integer. Fields added to the contract later are ignored.
-    model_config = ConfigDict(strict=True, extra="ignore")
-
-
-class OrderedItem(EventData):
-    product_id: EventId
-    name: str = Field(max_length=500)
-    qty: int = Field(ge=1, le=10_000)
-    unit_price_cents: int = Field(ge=0, le=100_000_000)
-
-
-class OrderCreated(EventData):
-    """`order.created`; the cart uses the user and the ordered quantities."""
-
-    order_id: EventId
-    user_id: EventId
-    email: EventEmail
-    items: list[OrderedItem] = Field(min_length=1, max_length=1000)
-    total_cents: int = Field(ge=0, le=10**15)
-
-    def quantities(self) -> dict[str, int]:
-        ordered: dict[str, int] = {}
-        for item in self.items:
-            ordered[item.product_id] = ordered.get(item.product_id, 0) + item.qty
-        return ordered
-
-
-def subscribe(bus: Bus, db: Database) -> None:
-    """Consume `order.created`: the ordered quantities leave the cart, once per event."""
-    inbox = Inbox(db, CONSUMER)
-
-    async def on_order_created(event: Envelope) -> None:
-        # A payload that breaks the contract raises here: the bus retries it, then
-        # dead-letters it; the cart is not touched.
-        order = OrderCreated.model_validate(event.data)
-
-        async def apply(session: AsyncSession, _: Envelope) -> None:
-            await handlers.remove_ordered(session, order.user_id, order.quantities())
-
-        await inbox.handle_once(event, apply)
-
-    bus.on_event("order.created", CONSUMER, on_order_created)
+def subscribe(bus: Bus, db: Database, carts: CartService) -> None:
+    """Consume `order.created`: the ordered quantities leave the cart, once per event. An
+    event that breaks the contract, even in fields the cart does not use, is dead-lettered
+    at once, and the cart is not touched."""
+    consume(
+        bus,
+        db,
+        ORDER_CREATED,
+        consumer=CONSUMER,
+        contract=OrderCreated,
+        handler=carts.remove_ordered,
+    )

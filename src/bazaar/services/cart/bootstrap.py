@@ -8,13 +8,12 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from bazaar.platform.bus import Bus
-from bazaar.platform.cli import run_service_cli
-from bazaar.platform.config import ServiceSettings
+from bazaar.platform.cli import run_service_cli, serve_asgi
 from bazaar.platform.db import Database
-from bazaar.platform.serving import run_asgi
 from bazaar.platform.tokens import TokenVerifier
 from bazaar.platform.web import bus_resource, create_app, database_resource, standard_readiness
-from bazaar.services.cart import app as entrypoints
+from bazaar.services.cart.app import internal, public, subscribe
+from bazaar.services.cart.handlers import CartService
 from bazaar.services.cart.pricing import BusPricing, Pricing
 from bazaar.services.cart.settings import CartSettings
 
@@ -31,24 +30,22 @@ def build_app(
 ) -> FastAPI:
     database = db or Database(settings.database_url)
     message_bus = bus or Bus(settings.broker_url, settings.service_name)
-    entrypoints.subscribe(message_bus, database)
+    carts = CartService(
+        database, pricing or BusPricing(message_bus, settings.cart_quote_timeout_seconds)
+    )
+    subscribe(message_bus, database, carts)
 
     app = create_app(
         "cart",
+        provides=carts,
         resources=[database_resource(database), bus_resource(message_bus)],
         readiness=standard_readiness(database, message_bus),
     )
     app.state.token_verifier = verifier or TokenVerifier(settings.jwks_url)
-    app.state.pricing = pricing or BusPricing(message_bus, settings.cart_quote_timeout_seconds)
-    app.include_router(entrypoints.public)
-    app.include_router(entrypoints.internal)
+    app.include_router(public)
+    app.include_router(internal)
     return app
 
 
-def serve(settings: ServiceSettings) -> None:
-    assert isinstance(settings, CartSettings)
-    run_asgi(build_app(settings), settings)
-
-
 def main() -> None:
-    run_service_cli(CartSettings, serve, migrations_dir=MIGRATIONS)
+    run_service_cli(CartSettings, serve_asgi(build_app), migrations_dir=MIGRATIONS)

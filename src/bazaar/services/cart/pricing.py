@@ -9,13 +9,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Protocol
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
+from bazaar.contracts.quotes import MAX_QUOTED_PRODUCTS, QUOTE_SUBJECT, QuoteReply, QuoteRequest
 from bazaar.platform.bus import Bus, RemoteError
 from bazaar.services.cart.domain import Quote
-
-QUOTE_SUBJECT = "bazaar.rpc.catalog.quote"
-MAX_IDS_PER_REQUEST = 100  # the contract's limit per request
 
 
 class PricingUnavailable(Exception):
@@ -33,18 +31,6 @@ class Pricing(Protocol):
         ...
 
 
-class _QuoteOut(BaseModel):
-    product_id: str
-    name: str
-    price_cents: int = Field(ge=0)
-
-
-class _QuoteReply(BaseModel):
-    # Unknown fields are ignored: the catalog may add some without breaking us.
-    quotes: list[_QuoteOut]
-    missing: list[str] = []
-
-
 class BusPricing:
     """`Pricing` by request/reply to the catalog over the bus."""
 
@@ -55,8 +41,8 @@ class BusPricing:
     async def quote(self, product_ids: Collection[str]) -> Mapping[str, Quote]:
         wanted = sorted(set(product_ids))
         quotes: dict[str, Quote] = {}
-        for start in range(0, len(wanted), MAX_IDS_PER_REQUEST):
-            batch = wanted[start : start + MAX_IDS_PER_REQUEST]
+        for start in range(0, len(wanted), MAX_QUOTED_PRODUCTS):
+            batch = wanted[start : start + MAX_QUOTED_PRODUCTS]
             reply = await self._ask(batch)
             quotes.update(
                 (q.product_id, Quote(q.product_id, q.name, q.price_cents))
@@ -65,10 +51,11 @@ class BusPricing:
             )
         return quotes
 
-    async def _ask(self, product_ids: list[str]) -> _QuoteReply:
+    async def _ask(self, product_ids: list[str]) -> QuoteReply:
+        request = QuoteRequest(product_ids=product_ids)
         try:
             answer = await self._bus.request(
-                QUOTE_SUBJECT, {"product_ids": product_ids}, timeout=self._timeout
+                QUOTE_SUBJECT, request.model_dump(mode="json"), timeout=self._timeout
             )
         except RemoteError as exc:
             if exc.code in ("timeout", "unavailable"):
@@ -77,6 +64,6 @@ class BusPricing:
         except ValueError as exc:  # a reply that is not JSON
             raise PricingFailed(f"unreadable price quote: {exc}") from exc
         try:
-            return _QuoteReply.model_validate(answer)
+            return QuoteReply.model_validate(answer)
         except ValidationError as exc:
             raise PricingFailed(f"malformed price quote: {exc}") from exc

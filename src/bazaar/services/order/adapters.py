@@ -13,6 +13,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bazaar.contracts.generated import inventory_pb2, inventory_pb2_grpc
+from bazaar.contracts.quotes import QUOTE_SUBJECT, QuoteReply, QuoteRequest
 from bazaar.platform.bus import Bus, RemoteError
 from bazaar.platform.clients import ResilientClient, UpstreamError
 from bazaar.platform.grpc import create_channel
@@ -33,8 +34,6 @@ from bazaar.services.order.ports import (
 )
 
 log = get_logger(__name__)
-
-QUOTE_SUBJECT = "bazaar.rpc.catalog.quote"
 
 ProductId = Annotated[str, Field(min_length=1, max_length=100)]
 
@@ -231,21 +230,6 @@ class HttpCarts:
 # --- catalog prices (bus request/reply) -------------------------------------------------
 
 
-class _Quote(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    product_id: ProductId
-    name: str = Field(max_length=500)
-    price_cents: int = Field(ge=0)
-
-
-class _Quotes(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    quotes: list[_Quote]
-    missing: list[str] = []
-
-
 class BusPricing:
     """Prices by request/reply on `bazaar.rpc.catalog.quote` (contracts/README.md)."""
 
@@ -255,8 +239,12 @@ class BusPricing:
 
     async def quote(self, product_ids: Sequence[str]) -> Quotes:
         try:
+            request = QuoteRequest(product_ids=list(product_ids))
+        except ValidationError as exc:  # the catalog would refuse it just the same
+            raise PricingRefused(f"no quote can be asked for these products: {exc}") from exc
+        try:
             reply = await self._bus.request(
-                QUOTE_SUBJECT, {"product_ids": list(product_ids)}, timeout=self._timeout
+                QUOTE_SUBJECT, request.model_dump(mode="json"), timeout=self._timeout
             )
         except RemoteError as exc:
             if exc.code == "bad_request":
@@ -265,7 +253,7 @@ class BusPricing:
         except Exception as exc:  # a reply that is not even JSON
             raise PricingUnavailable(f"catalog answered garbage: {exc!r}") from exc
         try:
-            answer = _Quotes.model_validate(reply)
+            answer = QuoteReply.model_validate(reply)
         except ValidationError as exc:
             raise PricingUnavailable(f"catalog answered an unreadable quote: {exc}") from exc
         by_product = {

@@ -10,22 +10,22 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from bazaar.platform.bus import Bus
-from bazaar.platform.cli import run_service_cli
+from bazaar.platform.cli import run_service_cli, serve_asgi
 from bazaar.platform.clients import ResilientClient
-from bazaar.platform.config import ServiceSettings
 from bazaar.platform.db import Database
 from bazaar.platform.outbox import OutboxRelay
-from bazaar.platform.serving import run_asgi
 from bazaar.platform.tokens import TokenVerifier
 from bazaar.platform.web import (
+    Resource,
     bus_resource,
     create_app,
     database_resource,
     relay_resource,
     standard_readiness,
 )
-from bazaar.services.order import app as entrypoints
 from bazaar.services.order.adapters import BusPricing, GrpcInventory, HttpCarts, HttpPayments
+from bazaar.services.order.app import router
+from bazaar.services.order.handlers import OrderService
 from bazaar.services.order.ports import Carts, Inventory, Payments, Pricing
 from bazaar.services.order.saga import SagaRunner, StepPerformer
 from bazaar.services.order.settings import OrderSettings
@@ -49,40 +49,66 @@ def build_app(
 ) -> FastAPI:
     orders_db = db or Database(settings.database_url)
     event_bus = bus or Bus(settings.broker_url, SERVICE)
-    relay = OutboxRelay(orders_db, event_bus, SERVICE)
-    closers: list[Closer] = []  # the neighbours' connections built here
-
-    if inventory is None:
-        grpc_inventory = GrpcInventory(
-            settings.inventory_addr, timeout=settings.inventory_timeout_seconds
-        )
-        closers.append(grpc_inventory.aclose)
-        inventory = grpc_inventory
-    if payments is None:
-        # The charge is keyed by order id, so its retries are safe (idempotent=True).
-        payment_client = ResilientClient(
-            SERVICE, "payment", settings.payment_url, timeout=settings.payment_timeout_seconds
-        )
-        closers.append(payment_client.aclose)
-        payments = HttpPayments(payment_client)
-    if carts is None:
-        cart_client = ResilientClient(SERVICE, "cart", settings.cart_url)
-        closers.append(cart_client.aclose)
-        carts = HttpCarts(cart_client)
-    if pricing is None:
-        pricing = BusPricing(event_bus, timeout=settings.quote_timeout_seconds)
-
+    closers: list[Closer] = []  # the connections to the neighbours built here
+    steps = StepPerformer(
+        inventory or _inventory(settings, closers), payments or _payments(settings, closers)
+    )
     runner = SagaRunner(
         orders_db,
-        StepPerformer(inventory, payments),
+        steps,
         settings.saga_policy(),
         concurrency=settings.saga_concurrency,
         poll_seconds=settings.saga_poll_seconds,
         lease_seconds=settings.saga_lease_seconds,
         take_over_leases=orders_db.is_sqlite,
-        on_event=relay.wake,
     )
+    orders = OrderService(
+        orders_db,
+        carts or _carts(settings, closers),
+        pricing or BusPricing(event_bus, timeout=settings.quote_timeout_seconds),
+        runner,
+        watch_poll_seconds=settings.order_events_poll_seconds,
+        watch_max_seconds=settings.order_events_max_seconds,
+    )
+    app = create_app(
+        SERVICE,
+        provides=orders,
+        resources=[
+            database_resource(orders_db),
+            bus_resource(event_bus),
+            relay_resource(OutboxRelay(orders_db, event_bus, SERVICE)),
+            _closing(closers),
+            _running(runner),
+        ],
+        readiness=standard_readiness(orders_db, event_bus),
+    )
+    app.state.token_verifier = token_verifier or TokenVerifier(settings.jwks_url)
+    app.include_router(router)
+    return app
 
+
+def _inventory(settings: OrderSettings, closers: list[Closer]) -> Inventory:
+    inventory = GrpcInventory(settings.inventory_addr, timeout=settings.inventory_timeout_seconds)
+    closers.append(inventory.aclose)
+    return inventory
+
+
+def _payments(settings: OrderSettings, closers: list[Closer]) -> Payments:
+    # The charge is keyed by order id, so its retries are safe (idempotent=True).
+    client = ResilientClient(
+        SERVICE, "payment", settings.payment_url, timeout=settings.payment_timeout_seconds
+    )
+    closers.append(client.aclose)
+    return HttpPayments(client)
+
+
+def _carts(settings: OrderSettings, closers: list[Closer]) -> Carts:
+    client = ResilientClient(SERVICE, "cart", settings.cart_url)
+    closers.append(client.aclose)
+    return HttpCarts(client)
+
+
+def _closing(closers: list[Closer]) -> Resource:
     @asynccontextmanager
     async def neighbours_lifetime(app: FastAPI) -> AsyncIterator[None]:
         try:
@@ -90,6 +116,12 @@ def build_app(
         finally:
             for close in closers:
                 await close()
+
+    return neighbours_lifetime
+
+
+def _running(runner: SagaRunner) -> Resource:
+    """The saga runner; listed after the neighbours it calls, so it stops before them."""
 
     @asynccontextmanager
     async def saga_lifetime(app: FastAPI) -> AsyncIterator[None]:
@@ -99,33 +131,8 @@ def build_app(
         finally:
             await runner.stop()
 
-    app = create_app(
-        SERVICE,
-        resources=[
-            database_resource(orders_db),
-            bus_resource(event_bus),
-            relay_resource(relay),
-            neighbours_lifetime,
-            saga_lifetime,
-        ],
-        readiness=standard_readiness(orders_db, event_bus),
-    )
-    app.state.settings = settings
-    app.state.db = orders_db
-    app.state.bus = event_bus
-    app.state.relay = relay
-    app.state.saga_runner = runner
-    app.state.carts = carts
-    app.state.pricing = pricing
-    app.state.token_verifier = token_verifier or TokenVerifier(settings.jwks_url)
-    app.include_router(entrypoints.router)
-    return app
-
-
-def serve(settings: ServiceSettings) -> None:
-    assert isinstance(settings, OrderSettings)
-    run_asgi(build_app(settings), settings)
+    return saga_lifetime
 
 
 def main() -> None:
-    run_service_cli(OrderSettings, serve, migrations_dir=MIGRATIONS)
+    run_service_cli(OrderSettings, serve_asgi(build_app), migrations_dir=MIGRATIONS)

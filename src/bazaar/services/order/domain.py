@@ -24,9 +24,19 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
+
+from bazaar.contracts.events import (
+    ORDER_CANCELLED,
+    ORDER_CREATED,
+    ORDER_PAID,
+    OrderCancelled,
+    OrderCreated,
+    OrderedItem,
+    OrderPaid,
+)
 
 # The catalog quotes and the inventory reserves at most 100 products at once.
 MAX_LINES = 100
@@ -344,7 +354,7 @@ def _cancelled(order: Order, reason: CancelReason, now: datetime) -> Order:
 
 
 def created_event(order: Order) -> tuple[str, dict[str, Any]]:
-    return "order.created", _order_data(order)
+    return ORDER_CREATED, _placed(OrderCreated, order)
 
 
 def event_of_change(before: Order, after: Order) -> tuple[str, dict[str, Any]] | None:
@@ -352,31 +362,23 @@ def event_of_change(before: Order, after: Order) -> tuple[str, dict[str, Any]] |
     if before.status is after.status:
         return None
     if after.status is OrderStatus.PAID:
-        return "order.paid", _order_data(after)
+        return ORDER_PAID, _placed(OrderPaid, after)
     if after.status is OrderStatus.CANCELLED:
         assert after.reason is not None
-        return "order.cancelled", {
-            "order_id": after.id,
-            "user_id": after.user_id,
-            "email": after.email,
-            "reason": after.reason.value,
-        }
+        cancelled = OrderCancelled(
+            order_id=after.id, user_id=after.user_id, email=after.email, reason=after.reason.value
+        )
+        return ORDER_CANCELLED, cancelled.model_dump(mode="json")
     return None
 
 
-def _order_data(order: Order) -> dict[str, Any]:
-    return {
-        "order_id": order.id,
-        "user_id": order.user_id,
-        "email": order.email,
-        "items": [
-            {
-                "product_id": item.product_id,
-                "name": item.name,
-                "qty": item.qty,
-                "unit_price_cents": item.unit_price_cents,
-            }
-            for item in order.items
-        ],
-        "total_cents": order.total_cents,
-    }
+def _placed(contract: type[OrderCreated], order: Order) -> dict[str, Any]:
+    """The order as `order.created` and `order.paid` carry it."""
+    placed = contract(
+        order_id=order.id,
+        user_id=order.user_id,
+        email=order.email,
+        items=[OrderedItem(**asdict(item)) for item in order.items],
+        total_cents=order.total_cents,
+    )
+    return placed.model_dump(mode="json")

@@ -1,17 +1,20 @@
 """The neighbours the order service needs, as small interfaces (ports).
 
 `adapters.py` implements them over gRPC, HTTP and the bus; tests implement them with
-fakes. The saga and checkout code knows only these.
+fakes. The saga and checkout code knows only these. `SagaStarter` is the one port inside
+the service: checkout hands each new order to the saga runner through it.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
-from bazaar.services.order.domain import CartLine, Quote
+from bazaar.services.order.domain import CartLine, Order, Quote
 
 
 class NeighbourUnavailable(Exception):
@@ -97,3 +100,14 @@ class Carts(Protocol):
 
 class Pricing(Protocol):
     async def quote(self, product_ids: Sequence[str]) -> Quotes: ...
+
+
+class SagaStarter(Protocol):
+    """Takes on a new order's saga (`saga.SagaRunner`)."""
+
+    def starting(self, order: Order) -> AbstractContextManager[datetime | None]:
+        """Lease `order` while the caller inserts it: yields the lease to insert it with,
+        or None to insert it unleased (a runner claims it later). Once the block has
+        inserted it, its saga starts at once from `order` as it is, with no claim and no
+        read; if the block raises, nothing starts."""
+        ...

@@ -87,8 +87,8 @@ class SagaRunner:
     own task (at most `concurrency` at once) through every step that is due at once, and
     writes each transition that must be durable together with its event (see
     `domain.needs_recording`). A new order is inserted already leased to this runner
-    (`starting`), so that its saga starts at once, from memory, without a claim. Start-up
-    picks up whatever was left.
+    (`starting`: the runner is checkout's `ports.SagaStarter`), so that its saga starts at
+    once, from memory, without a claim. Start-up picks up whatever was left.
     """
 
     def __init__(
@@ -101,7 +101,6 @@ class SagaRunner:
         poll_seconds: float = 0.5,
         lease_seconds: float = 30.0,
         take_over_leases: bool = False,
-        on_event: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._db = db
@@ -113,7 +112,6 @@ class SagaRunner:
         # With one process per database (SQLite), leases found at start-up were left by
         # our own crashed predecessor: take them over instead of waiting them out.
         self._take_over_leases = take_over_leases
-        self._on_event = on_event
         self._clock = clock
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -129,9 +127,9 @@ class SagaRunner:
     async def start(self) -> None:
         if self._take_over_leases:
             async with self._db.transaction() as session:
-                taken = await OrderRepository(session).release_all_leases()
-            if taken:
-                log.info("resuming interrupted sagas", orders=taken)
+                interrupted = await OrderRepository(session).release_all_leases()
+            if interrupted:
+                log.info("resuming interrupted sagas", orders=interrupted)
         self._running = True
         self._loop_task = asyncio.create_task(self._run(), name="saga-runner")
 
@@ -235,11 +233,11 @@ class SagaRunner:
         writing a transition only when `domain.needs_recording` says so, or when the lease
         is half spent (the write renews it). Between writes the order stays in memory: we
         hold its lease and know its version, so a re-read could tell us nothing new."""
-        taken: list[str] = []  # the steps performed since the last write, for the log
+        unrecorded: list[str] = []  # the steps performed since the last write, for the log
         while True:
             outcome = await self._steps.perform(order)
             metrics.saga_steps.labels(order.saga.step.value, outcome.value).inc()
-            taken.append(f"{order.saga.step.value}:{outcome.value}")
+            unrecorded.append(f"{order.saga.step.value}:{outcome.value}")
             now = self._clock()
             after = domain.advance(order, outcome, now, self._policy, jitter=random.random())
             if (
@@ -251,7 +249,7 @@ class SagaRunner:
             due = after.saga.next_attempt_at
             goes_on = not after.is_final and due is not None and due <= now
             lease_until = now + self._lease
-            saved = await self._record(order, after, lease_until if goes_on else None, taken)
+            saved = await self._record(order, after, lease_until if goes_on else None, unrecorded)
             if saved is None:
                 log.warning(
                     "saga step lost a race; another runner has the order", order_id=order.id
@@ -260,12 +258,13 @@ class SagaRunner:
             self._held[order.id] = saved.version
             if not goes_on:
                 return
-            order, taken = saved, []
+            order, unrecorded = saved, []
 
     async def _record(
-        self, before: Order, after: Order, lease_until: datetime | None, taken: list[str]
+        self, before: Order, after: Order, lease_until: datetime | None, steps: list[str]
     ) -> Order | None:
-        """The transition and its event, in one transaction."""
+        """The transition and its event, in one transaction (whose commit wakes the outbox
+        relay); `steps` are those performed since the last write, for the log."""
         change = domain.event_of_change(before, after)
         async with self._db.transaction() as session:
             saved = await OrderRepository(session).save(after, lease_until=lease_until)
@@ -277,10 +276,8 @@ class SagaRunner:
         log.info(
             "saga steps",
             order_id=after.id,
-            steps=taken,
+            steps=steps,
             next_step=after.saga.step.value,
             status=after.status.value,
         )
-        if change:
-            self._on_event()
         return saved

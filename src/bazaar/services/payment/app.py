@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header
 from pydantic import BaseModel, ConfigDict, Field
 
-from bazaar.platform.db import Database
+from bazaar.platform.dependencies import uses
 from bazaar.platform.problems import Conflict, NotFound, Problem
-from bazaar.services.payment import domain, handlers
+from bazaar.services.payment import domain
 from bazaar.services.payment.domain import Payment, PaymentStatus, ProcessorMode
-from bazaar.services.payment.handlers import Processor
+from bazaar.services.payment.handlers import Cancel, Charge, PaymentService
 
 router = APIRouter(prefix="/internal", tags=["payments"])
 
@@ -45,17 +45,7 @@ class ModePublic(BaseModel):
     mode: ProcessorMode
 
 
-# Dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread.
-async def get_db(request: Request) -> Database:
-    return request.app.state.db
-
-
-async def get_processor(request: Request) -> Processor:
-    return request.app.state.processor
-
-
-DatabaseDep = Annotated[Database, Depends(get_db)]
-ProcessorDep = Annotated[Processor, Depends(get_processor)]
+Payments = Annotated[PaymentService, uses(PaymentService)]
 IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
 
 
@@ -65,11 +55,10 @@ def _unavailable(exc: Exception) -> Problem:
 
 @router.post("/payments", status_code=201, response_model=PaymentPublic)
 async def create_payment(
-    body: PaymentCreate, key: IdempotencyKey, db: DatabaseDep, processor: ProcessorDep
+    body: PaymentCreate, key: IdempotencyKey, payments: Payments
 ) -> PaymentPublic:
-    command = handlers.Charge(body.order_id, body.amount_cents, key)
     try:
-        payment = await handlers.charge(db, processor, command)
+        payment = await payments.charge(Charge(body.order_id, body.amount_cents, key))
     except domain.ProcessorUnavailable as exc:
         raise _unavailable(exc) from exc
     except domain.IdempotencyMismatch as exc:
@@ -78,9 +67,9 @@ async def create_payment(
 
 
 @router.post("/payments/{order_id}/refund", response_model=PaymentPublic)
-async def refund_payment(order_id: Id, db: DatabaseDep, processor: ProcessorDep) -> PaymentPublic:
+async def refund_payment(order_id: Id, payments: Payments) -> PaymentPublic:
     try:
-        payment = await handlers.refund(db, processor, order_id)
+        payment = await payments.refund(order_id)
     except domain.ProcessorUnavailable as exc:
         raise _unavailable(exc) from exc
     except domain.NotRefundable as exc:
@@ -97,32 +86,30 @@ class PaymentCancel(BaseModel):
 
 
 @router.post("/payments/{order_id}/cancel", response_model=PaymentPublic)
-async def cancel_payment(
-    order_id: Id, body: PaymentCancel, db: DatabaseDep, processor: ProcessorDep
-) -> PaymentPublic:
+async def cancel_payment(order_id: Id, body: PaymentCancel, payments: Payments) -> PaymentPublic:
     """The order gives up on its charge: a capture is refunded; a charge not taken yet is
     voided, and a request for it still on its way takes nothing."""
     try:
-        payment = await handlers.cancel(db, processor, handlers.Cancel(order_id, body.amount_cents))
+        payment = await payments.cancel(Cancel(order_id, body.amount_cents))
     except domain.ProcessorUnavailable as exc:
         raise _unavailable(exc) from exc
     return PaymentPublic.of(payment)
 
 
 @router.get("/payments/{order_id}", response_model=PaymentPublic)
-async def get_payment(order_id: Id, db: DatabaseDep) -> PaymentPublic:
-    payment = await handlers.find(db, order_id)
+async def get_payment(order_id: Id, payments: Payments) -> PaymentPublic:
+    payment = await payments.find(order_id)
     if payment is None:
         raise NotFound(f"no payment for order {order_id}")
     return PaymentPublic.of(payment)
 
 
 @router.get("/mode", response_model=ModePublic)
-async def get_mode(processor: ProcessorDep) -> ModePublic:
-    return ModePublic(mode=processor.mode)
+async def get_mode(payments: Payments) -> ModePublic:
+    return ModePublic(mode=payments.processor.mode)
 
 
 @router.put("/mode", response_model=ModePublic)
-async def set_mode(body: ModePublic, processor: ProcessorDep) -> ModePublic:
-    processor.mode = body.mode
-    return ModePublic(mode=processor.mode)
+async def set_mode(body: ModePublic, payments: Payments) -> ModePublic:
+    payments.processor.mode = body.mode
+    return ModePublic(mode=payments.processor.mode)

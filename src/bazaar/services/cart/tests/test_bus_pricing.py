@@ -7,12 +7,13 @@ import httpx
 import pytest
 from faststream.nats import TestNatsBroker
 
+from bazaar.contracts.quotes import QUOTE_SUBJECT
 from bazaar.platform.bus import BadRequest, Bus
-from bazaar.platform.testing import TokenMinter, migrated_database
 from bazaar.services.cart.bootstrap import MIGRATIONS, build_app
-from bazaar.services.cart.pricing import QUOTE_SUBJECT, Pricing
+from bazaar.services.cart.pricing import Pricing
 from bazaar.services.cart.settings import CartSettings
 from bazaar.services.cart.tests.fakes import PRODUCTS
+from bazaar.testing import TokenMinter, migrated_database
 
 
 class CatalogResponder:

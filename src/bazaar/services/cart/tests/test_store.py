@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from bazaar.platform.db import Database
-from bazaar.services.cart import handlers
 from bazaar.services.cart.domain import Cart
+from bazaar.services.cart.handlers import CartService
 from bazaar.services.cart.store import CartRepository, StaleCart
 from bazaar.services.cart.tests.fakes import PRODUCTS, FakeCatalog
 
@@ -51,6 +51,6 @@ async def test_a_stale_cart_is_not_saved_over_a_newer_one(db: Database) -> None:
 
 
 async def test_concurrent_adds_all_count(db: Database) -> None:
-    catalog = FakeCatalog(PRODUCTS)
-    await asyncio.gather(*(handlers.add_item(db, catalog, "u1", "mug", 1) for _ in range(20)))
+    carts = CartService(db, FakeCatalog(PRODUCTS))
+    await asyncio.gather(*(carts.add_item("u1", "mug", 1) for _ in range(20)))
     assert (await load(db)).lines == {"mug": 20}

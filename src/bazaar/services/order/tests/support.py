@@ -14,14 +14,15 @@ from fastapi import FastAPI
 from faststream.nats import TestNatsBroker
 from sqlalchemy import select
 
+from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
 from bazaar.platform.messaging_tables import outbox
-from bazaar.platform.testing import TokenMinter
 from bazaar.services.order.bootstrap import build_app
 from bazaar.services.order.domain import Order
 from bazaar.services.order.settings import OrderSettings
 from bazaar.services.order.store import OrderRepository
 from bazaar.services.order.tests.fakes import FakeCarts, FakeInventory, FakePayments, FakePricing
+from bazaar.testing import TokenMinter
 
 # Short clocks, so that retries, deadlines and streams take milliseconds.
 FAST: dict[str, Any] = {
@@ -54,6 +55,7 @@ class Shop:
     minter: TokenMinter
     neighbours: Neighbours
     db: Database
+    bus: Bus
 
     def auth(self, user_id: str) -> dict[str, str]:
         return self.minter.headers(user_id, email=f"{user_id}@example.com")
@@ -113,9 +115,11 @@ async def running_shop(
 ) -> AsyncIterator[Shop]:
     settings = OrderSettings(home=tmp_path, **{**FAST, **overrides})
     db = Database(database_url)
+    bus = Bus(settings.broker_url, "order")
     app = build_app(
         settings,
         db=db,
+        bus=bus,
         token_verifier=minter.verifier(),
         inventory=neighbours.inventory,
         payments=neighbours.payments,
@@ -124,8 +128,8 @@ async def running_shop(
     )
     transport = httpx.ASGITransport(app=app)
     async with (
-        TestNatsBroker(app.state.bus.broker),
+        TestNatsBroker(bus.broker),
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://order") as client,
     ):
-        yield Shop(app, client, minter, neighbours, db)
+        yield Shop(app, client, minter, neighbours, db, bus)

@@ -12,16 +12,10 @@ import pytest
 from faststream.nats import TestNatsBroker
 
 from bazaar.contracts.generated import inventory_pb2, inventory_pb2_grpc
+from bazaar.contracts.quotes import QUOTE_SUBJECT
 from bazaar.platform.bus import BadRequest, Bus
 from bazaar.platform.clients import ResilientClient
-from bazaar.platform.testing import free_port
-from bazaar.services.order.adapters import (
-    QUOTE_SUBJECT,
-    BusPricing,
-    GrpcInventory,
-    HttpCarts,
-    HttpPayments,
-)
+from bazaar.services.order.adapters import BusPricing, GrpcInventory, HttpCarts, HttpPayments
 from bazaar.services.order.domain import CartLine, Quote
 from bazaar.services.order.ports import (
     CartsUnavailable,
@@ -35,6 +29,7 @@ from bazaar.services.order.ports import (
     Release,
     Reservation,
 )
+from bazaar.testing import free_port
 
 Status = inventory_pb2.ReservationStatus
 

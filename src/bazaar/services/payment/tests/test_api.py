@@ -2,6 +2,8 @@ import asyncio
 
 import httpx
 
+from bazaar.services.payment.tests.fakes import HeldProcessor
+
 KEY = {"Idempotency-Key": "order-1"}
 
 
@@ -117,13 +119,14 @@ async def test_cancelling_before_any_charge_voids_it_and_a_late_charge_takes_not
 
 
 async def test_a_charge_at_the_processor_when_the_order_gives_up_takes_nothing(
-    slow_client: httpx.AsyncClient,
+    slow_client: httpx.AsyncClient, held_processor: HeldProcessor
 ) -> None:
     await slow_client.put("/internal/mode", json={"mode": "slow"})
     in_flight = asyncio.create_task(charge(slow_client))
-    await asyncio.sleep(0.1)  # the charge is at the (slow) processor now
+    await asyncio.wait_for(held_processor.arrived.wait(), 5)  # the charge is at the processor
 
     voided = await cancel(slow_client)
+    held_processor.released.set()  # the processor answers only now
     late = await in_flight
 
     assert voided.json()["status"] == late.json()["status"] == "voided"
