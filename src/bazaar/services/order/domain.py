@@ -37,6 +37,7 @@ from bazaar.contracts.events import (
     OrderedItem,
     OrderPaid,
 )
+from bazaar.platform.backoff import backoff
 
 # The catalog quotes and the inventory reserves at most 100 products at once.
 MAX_LINES = 100
@@ -162,8 +163,13 @@ class SagaPolicy:
 
     def retry_delay(self, attempts: int, jitter: float = 1.0) -> timedelta:
         """Exponential backoff, capped; `jitter` in [0, 1] spreads retries over half of it."""
-        delay = min(self.retry_initial * 2 ** min(attempts, 20), self.retry_max)
-        return delay * (0.5 + 0.5 * min(max(jitter, 0.0), 1.0))
+        seconds = backoff(
+            attempts,
+            initial=self.retry_initial.total_seconds(),
+            maximum=self.retry_max.total_seconds(),
+            jitter=jitter,
+        )
+        return timedelta(seconds=seconds)
 
 
 def is_order_id(value: str) -> bool:
