@@ -60,7 +60,7 @@ PLATFORM_ENV = {
     "BAZAAR_PAYMENT_SLOW_SECONDS": str(SLOW_PROCESSOR),
 }
 BREAKER_OPEN = re.compile(
-    r'^bazaar_circuit_breaker_open\{[^}]*target="payment"[^}]*\} 1(\.0)?$', re.MULTILINE
+    r'^bazaar_circuit_breaker_state\{[^}]*target="payment"[^}]*\} 2(\.0)?$', re.MULTILINE
 )
 
 

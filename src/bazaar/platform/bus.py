@@ -124,6 +124,7 @@ class _Consumer:
     handler: EventHandler
     latency: Histogram
     outcomes: dict[str, Counter]
+    redeliveries: Counter
 
     @property
     def subject(self) -> str:
@@ -296,6 +297,7 @@ class Bus:
                 outcome: metrics.messages_handled.labels(self.service, subject, outcome)
                 for outcome in ("ok", "retry", "dead_letter")
             },
+            redeliveries=metrics.message_redeliveries.labels(self.service, subject),
         )
         self._consumers.append(registration)
 
@@ -316,6 +318,8 @@ class Bus:
 
     async def _receive(self, consumer: _Consumer, msg: Msg) -> None:
         started = time.perf_counter()
+        if _delivery_count(msg) > 1:
+            consumer.redeliveries.inc()
         try:
             outcome = await self._settle(consumer, msg)
         except Exception as exc:  # the dead letter could not be published (broker)

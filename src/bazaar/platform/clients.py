@@ -4,10 +4,13 @@ platform's `ServiceTransport`."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
 from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.messages.base import Event
+from purgatory.domain.messages.events import ContextChanged
 from purgatory.domain.model import OpenedState
 from tenacity import (
     AsyncRetrying,
@@ -70,6 +73,24 @@ class ResilientClient:
         self._breakers = AsyncCircuitBreakerFactory(
             default_threshold=breaker_threshold, default_ttl=breaker_ttl
         )
+        self._breaker_ttl = breaker_ttl
+        self._breaker_seen: ContextChanged | None = None  # None: closed, as it starts
+        self._breakers.add_listener(self._breaker_changed)
+        # Read at each scrape: purgatory leaves `opened` only when a call comes after the
+        # TTL, while the next call would already go through (half-open).
+        metrics.breaker_state.labels(service, target).set_function(self._breaker_state)
+
+    def _breaker_changed(self, circuit: str, event_type: str, event: Event) -> None:
+        if isinstance(event, ContextChanged) and circuit == self.target:
+            self._breaker_seen = event
+
+    def _breaker_state(self) -> int:
+        seen = self._breaker_seen
+        if seen is None or seen.state == "closed":
+            return metrics.BREAKER_CLOSED
+        if seen.state == "opened" and time.time() < (seen.opened_at or 0) + self._breaker_ttl:
+            return metrics.BREAKER_OPEN
+        return metrics.BREAKER_HALF_OPEN
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -104,8 +125,4 @@ class ResilientClient:
             raise UpstreamError(f"{self.target} unreachable: {type(exc).__name__}") from exc
         except OpenedState as exc:
             raise CircuitOpen(f"{self.target}: circuit breaker open") from exc
-        finally:
-            metrics.breaker_state.labels(self.service, self.target).set(
-                int(breaker.context.state == "opened")
-            )
         return response

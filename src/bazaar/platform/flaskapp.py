@@ -158,9 +158,8 @@ def _install_request_context(app: Flask, service: str) -> None:
         ).inc()
         started = g.get("started")
         if started is not None:
-            metrics.http_latency.labels(service, request.method, route).observe(
-                time.perf_counter() - started
-            )
+            latency = metrics.http_latency.labels(service, request.method, route)
+            metrics.observe(latency, time.perf_counter() - started)
         return response
 
     @app.teardown_request
@@ -190,7 +189,7 @@ def _install_operations(app: Flask, readiness: Sequence[ReadinessCheck]) -> None
 
     @app.get("/metrics")
     def prometheus_metrics() -> Response:
-        body, content_type = metrics.render_latest()
+        body, content_type = metrics.render(request.headers.get("Accept"))
         return Response(body, content_type=content_type)
 
 

@@ -4,6 +4,7 @@ service, reflection, per-method metrics, and client retries on UNAVAILABLE."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -31,13 +32,18 @@ class _MetricsInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method.rsplit("/", 1)[-1]
         service = self._service
 
+        latency = metrics.grpc_latency.labels(service, method)
+
         async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
             try:
                 response = await inner(request, context)
             except Exception:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 metrics.grpc_requests.labels(service, method, code.name).inc()
                 raise
+            finally:
+                metrics.observe(latency, time.perf_counter() - started)
             code = context.code() or grpc.StatusCode.OK
             metrics.grpc_requests.labels(service, method, code.name).inc()
             return response

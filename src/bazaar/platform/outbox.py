@@ -122,9 +122,9 @@ class OutboxRelay:
             return await self._publish_then_mark()
         return await self._publish_locked()
 
-    def _unpublished(self) -> Select[tuple[int, Any]]:
+    def _unpublished(self) -> Select[tuple[int, Any, datetime]]:
         return (
-            select(outbox.c.seq, outbox.c.envelope)
+            select(outbox.c.seq, outbox.c.envelope, outbox.c.created_at)
             .where(outbox.c.published_at.is_(None))
             .order_by(outbox.c.seq)
             .limit(self._batch_size)
@@ -135,6 +135,7 @@ class OutboxRelay:
         # slow broker never stalls the service's own writes. One relay per database.
         async with self._db.reading() as session:
             rows = (await session.execute(self._unpublished())).all()
+        self._measure_lag(rows)
         done: list[int] = []
         try:
             await self._publish(rows, done)
@@ -147,6 +148,7 @@ class OutboxRelay:
         async with self._db.transaction() as session:
             query = self._unpublished().with_for_update(skip_locked=True)
             rows = (await session.execute(query)).all()
+            self._measure_lag(rows)
             done: list[int] = []
             try:
                 await self._publish(rows, done)
@@ -160,14 +162,20 @@ class OutboxRelay:
         metrics.outbox_published.labels(self._service).inc(len(done))
         return len(done)
 
-    async def _publish(self, rows: Sequence[Row[int, Any]], done: list[int]) -> None:
+    def _measure_lag(self, rows: Sequence[Row[int, Any, datetime]]) -> None:
+        """The batch starts with the oldest row left (of those no other replica holds):
+        its age is the relay's lag, read with no query of its own."""
+        lag = (datetime.now(UTC) - rows[0].created_at).total_seconds() if rows else 0.0
+        metrics.outbox_lag.labels(self._service).set(max(lag, 0.0))
+
+    async def _publish(self, rows: Sequence[Row[int, Any, datetime]], done: list[int]) -> None:
         """Publish the rows' events in order, pipelined, adding to `done` the seqs the
         broker stored: all of them, or, when it fails part-way, the leading ones it
         acknowledged before the error goes on up (the next pass publishes the rest again;
         the broker stores no second copy of one that did arrive)."""
-        seqs = [seq for seq, _ in rows]
+        seqs = [row.seq for row in rows]
         try:
-            await self._bus.publish_events([Envelope.model_validate(e) for _, e in rows])
+            await self._bus.publish_events([Envelope.model_validate(row.envelope) for row in rows])
         except PublishIncomplete as exc:
             done.extend(seqs[: exc.acknowledged])
             raise

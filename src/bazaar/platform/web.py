@@ -148,7 +148,8 @@ class RequestContextMiddleware:
         finally:
             method, route = scope["method"], _route_template(scope)
             _requests_counted(self.service, method, route, status).inc()
-            _latency_timed(self.service, method, route).observe(time.perf_counter() - started)
+            latency = _latency_timed(self.service, method, route)
+            metrics.observe(latency, time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("request_id")
 
 
@@ -298,8 +299,8 @@ def create_app(
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
-    async def prometheus_metrics() -> Response:
-        body, content_type = metrics.render_latest()
+    async def prometheus_metrics(request: Request) -> Response:
+        body, content_type = metrics.render(request.headers.get("accept"))
         return Response(body, media_type=content_type)
 
     return app
