@@ -1,6 +1,6 @@
 """The command-line tools the deploy checks run, found next to this interpreter (the dev
 extras install them into .venv) or on PATH. Missing: skipped with the reason on a
-developer's machine, a failure in CI (CI=true), as platform/testing.py does for servers."""
+developer's machine, a failure in CI (CI=true), as bazaar.testing does for servers."""
 
 from __future__ import annotations
 
