@@ -238,7 +238,6 @@ class Deployment:
             "BAZAAR_SMTP_HOST": LOOPBACK,
             "BAZAAR_SMTP_PORT": str(self.ports.smtp),
             "BAZAAR_MAILDIR": "/mail/inbox",
-            "BAZAAR_AUTH_KEY_SECRET": self.auth_secret,
         }
         if self.redis_url:
             env["BAZAAR_RATE_LIMIT_URL"] = self.redis_url
@@ -247,6 +246,8 @@ class Deployment:
                 address = f"{LOOPBACK}:{self.ports.port_of(other)}"
                 env[other.neighbour_env] = address if other.kind == "grpc" else f"http://{address}"
         env["BAZAAR_JWKS_URL"] = f"{env['BAZAAR_AUTH_URL']}/.well-known/jwks.json"
+        if service is not None and service.name == "auth":
+            env["BAZAAR_AUTH_KEY_SECRET"] = self.auth_secret  # auth's alone
         if service is not None:
             env["BAZAAR_PORT"] = str(self.ports.port_of(service))
             if service.database:

@@ -62,6 +62,16 @@ def test_a_service_starts_after_its_migration_and_its_own_database(
     }
 
 
+def test_only_auth_holds_the_key_secret(compose: dict[str, Any]) -> None:
+    holders = {
+        name
+        for name, spec in compose["services"].items()
+        if isinstance(spec.get("environment"), dict)
+        and "BAZAAR_AUTH_KEY_SECRET" in spec["environment"]
+    }
+    assert holders == {"auth", "seed-auth"}
+
+
 def test_the_infrastructure_is_there(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert {"postgres", "redis", "mail", "proxy", "nats-1", "nats-2", "nats-3"} <= set(services)
