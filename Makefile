@@ -9,11 +9,12 @@ GENERATED := src/bazaar/contracts/generated
 PROTO_OUT := $(GENERATED)/inventory_pb2.py
 CONTRACT_TOOLS := contracts/tools/node_modules/.installed
 
-.PHONY: up test contracts contract-tools contracts-release lint fmt proto install clean bench help
+.PHONY: up up-cluster test contracts contract-tools contracts-release lint fmt proto install clean bench help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make up     install, migrate, seed and start every service (http://localhost:$${BAZAAR_PORT:-8000})"
+	@echo "make up-cluster  the same on PostgreSQL, a 3-node NATS cluster, 2 replicas of each behind Envoy"
 	@echo "make test   run the whole test suite"
 	@echo "make contracts  Pact, buf and schema compatibility checks (contracts/README.md)"
 	@echo "make lint   ruff, mypy and the import contracts"
@@ -23,7 +24,7 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,cluster]"
 	@touch $(STAMP)
 
 install: $(STAMP) $(PROTO_OUT)
@@ -38,6 +39,10 @@ proto: $(PROTO_OUT)
 
 up: install
 	$(BIN)/bazaar up
+
+# Home: $BAZAAR_HOME or .bazaar-cluster; BAZAAR_REPLICAS, BAZAAR_POSTGRES_URL (README).
+up-cluster: install
+	$(BIN)/bazaar up --cluster
 
 test: install $(CONTRACT_TOOLS)
 	$(BIN)/python -m pytest
@@ -75,7 +80,7 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(GENERATED) .bazaar .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(GENERATED) .bazaar .bazaar-cluster .pytest_cache .mypy_cache .ruff_cache
 
 # --- deploy: the image (docker or podman, whichever is here) and the manifests' checks ---
 CONTAINER_TOOL ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)

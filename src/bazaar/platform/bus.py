@@ -102,6 +102,13 @@ def make_broker(url: str) -> NatsBroker:
     raise ValueError(f"unsupported BAZAAR_BROKER_URL scheme {scheme!r}: use nats://")
 
 
+def stream_replicas(url: str) -> int:
+    """How many copies JetStream keeps of each stream (and of its durable consumers,
+    which follow their stream): three when the URL names a cluster of three or more
+    servers, so that losing any one node loses no acknowledged event; one otherwise."""
+    return 3 if len(url.split(",")) >= 3 else 1
+
+
 # A handler that fails is retried with exponential backoff, capped: with the default
 # deliveries that is about three minutes, longer than a neighbour's restart or a short
 # outage (the mail relay down, a database failing over). Only an event that still fails
@@ -152,9 +159,18 @@ class Bus:
         self.service = service
         self.max_deliveries = max_deliveries
         self.broker = make_broker(url)
-        self._events = JStream(EVENTS_STREAM, subjects=[EVENTS_PREFIX + ">"], max_age=7 * 86400)
+        replicas = stream_replicas(url)
+        self._events = JStream(
+            EVENTS_STREAM,
+            subjects=[EVENTS_PREFIX + ">"],
+            max_age=7 * 86400,
+            num_replicas=replicas,
+        )
         self._deadletters = JStream(
-            DEADLETTER_STREAM, subjects=[DEADLETTER_PREFIX + ">"], max_age=30 * 86400
+            DEADLETTER_STREAM,
+            subjects=[DEADLETTER_PREFIX + ">"],
+            max_age=30 * 86400,
+            num_replicas=replicas,
         )
         self._consumers: list[_Consumer] = []
         self._responders: list[tuple[str, RequestHandler]] = []

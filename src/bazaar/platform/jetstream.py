@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -48,6 +49,9 @@ async def declare_stream(js: JetStreamContext, config: api.StreamConfig, subject
             raise
         existing = (await js.stream_info(config.name or "")).config
         subjects = sorted({subject, *(existing.subjects or [])})
+        if (existing.num_replicas or 1) > (config.num_replicas or 1):
+            # A client that knows one server of a cluster never scales its streams down.
+            config = dataclasses.replace(config, num_replicas=existing.num_replicas)
         await js.update_stream(config=config, subjects=subjects)
 
 

@@ -1,6 +1,7 @@
 """`bazaar`: run the embedded platform.
 
 bazaar up                start everything (http://localhost:$BAZAAR_PORT), Ctrl-C stops
+bazaar up --cluster      PostgreSQL, a NATS cluster, $BAZAAR_REPLICAS replicas behind Envoy
 bazaar status            what runs, with each process's health
 bazaar stop              stop the running `bazaar up`
 bazaar migrate [SERVICE] bring every database (or one service's) to its latest revision
@@ -35,7 +36,13 @@ from bazaar.runner.platform import Platform, StartupError, already_running
 from bazaar.runner.ports import PortInUse, ensure_free
 from bazaar.runner.probes import probe_for
 from bazaar.runner.state import pid_alive, read_state, reclaim, running_runner
-from bazaar.runner.topology import SERVICES, ServiceSpec, process_names
+from bazaar.runner.topology import (
+    SERVICES,
+    ClusterShape,
+    ServiceSpec,
+    cluster_process_names,
+    process_names,
+)
 from bazaar.runner.views import LiveView, PlainView, format_ports
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -61,6 +68,12 @@ def parser() -> argparse.ArgumentParser:
     up_ = commands.add_parser("up", help="start every process; Ctrl-C stops them all")
     up_.add_argument("--port", type=int, help="public port (default: $BAZAAR_PORT or 8000)")
     up_.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
+    up_.add_argument(
+        "--cluster",
+        action="store_true",
+        help="PostgreSQL, a 3-node NATS cluster and $BAZAAR_REPLICAS (2) replicas of every "
+        "service behind a load balancer (home: $BAZAAR_HOME or ./.bazaar-cluster)",
+    )
     up_.set_defaults(run=up)
     commands.add_parser("status", help="show what runs and probe its health").set_defaults(
         run=status
@@ -82,7 +95,11 @@ def parser() -> argparse.ArgumentParser:
     serve_.add_argument("service", choices=[s.name for s in TOPOLOGY], metavar="SERVICE")
     serve_.set_defaults(run=serve)
     logs_ = commands.add_parser("logs", help="show the end of a process's log")
-    logs_.add_argument("process", choices=process_names())
+    logs_.add_argument(
+        "process",
+        choices=[*process_names(), *cluster_process_names(ClusterShape(replicas=8))],
+        metavar="PROCESS",
+    )
     logs_.add_argument("-n", "--lines", type=int, default=50)
     logs_.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     logs_.set_defaults(run=logs)
@@ -126,8 +143,25 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise Interrupted
 
 
+def cluster_shape(args: argparse.Namespace) -> ClusterShape | None:
+    """--cluster's shape, from BAZAAR_REPLICAS and BAZAAR_POSTGRES_URL."""
+    if not getattr(args, "cluster", False):
+        return None
+    raw = os.environ.get("BAZAAR_REPLICAS") or "2"
+    try:
+        replicas = int(raw)
+    except ValueError:
+        raise SystemExit(f"BAZAAR_REPLICAS must be a number, got {raw!r}") from None
+    if not 1 <= replicas <= 8:
+        raise SystemExit(f"BAZAAR_REPLICAS must be between 1 and 8, got {replicas}")
+    return ClusterShape(replicas=replicas, postgres_url=os.environ.get("BAZAAR_POSTGRES_URL", ""))
+
+
 def up(args: argparse.Namespace, home: Home) -> int:
     port = public_port(args)
+    shape = cluster_shape(args)
+    if shape is not None and not args.home and not os.environ.get("BAZAAR_HOME"):
+        home = Home(Path(".bazaar-cluster").resolve())  # never mixed with the embedded home
     other = reclaim(home.state_file)
     if other:
         print(already_running(home, other), file=sys.stderr)
@@ -140,7 +174,12 @@ def up(args: argparse.Namespace, home: Home) -> int:
     tty = sys.stdout.isatty()
     view: LiveView | PlainView = LiveView(lambda: platform.snapshots()) if tty else PlainView()
     platform = Platform(
-        home.root, port, services=TOPOLOGY, on_change=view.changed, on_message=view.say
+        home.root,
+        port,
+        services=TOPOLOGY,
+        on_change=view.changed,
+        on_message=view.say,
+        cluster=shape,
     )
     # SIGTERM (bazaar stop) and SIGHUP (the terminal went away) stop like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -180,6 +219,7 @@ def banner(platform: Platform) -> str:
             f"Bazaar is ready: {storefront}",
             f"  admin login: {email} / {password}",
             f"  logs: {platform.home.logs}/<process>.log  (bazaar logs <process>)",
+            *(f"  note: {note}" for note in platform.notes()),
             "  Ctrl-C to stop",
         ]
     )
@@ -209,7 +249,10 @@ def status(args: argparse.Namespace, home: Home) -> int:
             str(process.get("restarts", 0)),
             "[green]ok[/]" if ok else "[red]failing[/]",
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for note in state.get("notes") or []:
+        console.print(f"note: {note}")
     return EXIT_OK if healthy else EXIT_FAILED
 
 

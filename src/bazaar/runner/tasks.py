@@ -23,9 +23,11 @@ def run_parallel(
     home: Home,
     what: str,
     timeout: float = 120.0,
+    extra_env: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Run one command per process name at once; return when all succeeded, or raise
-    `TaskFailed` with the failed ones' log tails. Nothing is left running either way."""
+    """Run one command per process name at once (with `extra_env[name]` added to `env`);
+    return when all succeeded, or raise `TaskFailed` with the failed ones' log tails.
+    Nothing is left running either way."""
     running: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, command in commands.items():
@@ -35,7 +37,7 @@ def run_parallel(
                 log.flush()
                 running[name] = subprocess.Popen(
                     list(command),
-                    env=dict(env),
+                    env={**env, **(extra_env or {}).get(name, {})},
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,

