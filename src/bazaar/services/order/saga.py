@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import functools
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +32,9 @@ from bazaar.services.order.store import OrderRepository
 
 log = get_logger(__name__)
 
+# The age of the oldest pending order is read at most this often.
+BACKLOG_EVERY_SECONDS = 1.0
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -45,6 +49,13 @@ class StepPerformer:
         self.payments = payments
 
     async def perform(self, order: Order) -> Outcome:
+        step, started = order.saga.step.value, time.perf_counter()
+        outcome = await self._attempt(order)
+        latency = metrics.saga_step_latency.labels(step, outcome.value)
+        metrics.observe(latency, time.perf_counter() - started)
+        return outcome
+
+    async def _attempt(self, order: Order) -> Outcome:
         try:
             return await self._perform(order)
         except NeighbourUnavailable as exc:
@@ -120,6 +131,9 @@ class SagaRunner:
         self._running = False
         # Orders may be due that found no free slot: look again as soon as one frees up.
         self._more_due = False
+        self._backlog_read_at = float("-inf")
+        deadline = policy.payment_deadline + policy.refund_grace
+        metrics.saga_deadline.set(deadline.total_seconds())
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -177,8 +191,9 @@ class SagaRunner:
             self._wakeup.clear()
             try:
                 await self._claim_due()
+                await self._measure_backlog()
             except Exception as exc:  # database busy or down: try again at the next poll
-                log.warning("saga runner could not claim orders", error=str(exc))
+                log.warning("saga runner could not read its orders", error=str(exc))
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
             # cancellation that arrives together with a wake-up, and stop() would hang.
             with contextlib.suppress(TimeoutError):
@@ -200,6 +215,17 @@ class SagaRunner:
         for order_id, version in claims:
             self._held[order_id] = version
             self._spawn(order_id, functools.partial(self._resume, order_id, version, lease_until))
+
+    async def _measure_backlog(self) -> None:
+        """The age of the oldest pending order, for the stuck-saga alert; not on every
+        pass (under load the loop is woken far more often than once a second)."""
+        if time.monotonic() - self._backlog_read_at < BACKLOG_EVERY_SECONDS:
+            return
+        self._backlog_read_at = time.monotonic()
+        async with self._db.reading() as session:
+            since = await OrderRepository(session).oldest_pending_since()
+        age = (self._clock() - since).total_seconds() if since else 0.0
+        metrics.saga_oldest_pending.set(max(age, 0.0))
 
     def _spawn(self, order_id: str, saga: Callable[[], Awaitable[None]]) -> None:
         task = asyncio.create_task(self._drive(order_id, saga), name=f"saga-{order_id}")

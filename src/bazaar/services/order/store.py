@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    func,
     insert,
     or_,
     select,
@@ -301,3 +302,13 @@ class OrderRepository:
             .values(lease_until=None)
         )
         return int(getattr(result, "rowcount", 0))
+
+    async def oldest_pending_since(self) -> datetime | None:
+        """When the oldest pending order was made (None: nothing pending). The status
+        index keeps the scan to the pending rows."""
+        created: datetime | None = await self._session.scalar(
+            select(func.min(orders.c.created_at)).where(
+                orders.c.status == OrderStatus.PENDING.value
+            )
+        )
+        return created
