@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from bazaar.platform.config import ConfigurationError, ServiceSettings
 from bazaar.platform.migrations import migrate, new_revision
 from bazaar.platform.serving import run_asgi, start_process
+from bazaar.platform.telemetry import start_tracing
 
 Settings = TypeVar("Settings", bound=ServiceSettings)
 Seeder = Callable[[Settings, Path], Coroutine[Any, Any, str]]
@@ -74,6 +75,9 @@ def run_service_cli(
         print(asyncio.run(seed(settings, args.file)))
     else:
         prepare(settings, migrations_dir, seed)
+        # After prepare's fork (the exporter's thread would not survive it), before the
+        # app is built (its factories instrument it only once tracing is on).
+        start_tracing(settings.service_name)
         serve(settings)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.types import TypeDecorator
 
 from bazaar.platform import sqlite_inline
+from bazaar.platform.telemetry import instrument_engine
 
 # SQLite takes one writer at a time. Writers of this process queue here, in the event
 # loop, one lock per database file and loop: in sqlite3 (run in the loop's thread, see
@@ -131,6 +132,7 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
+        instrument_engine(self.engine.sync_engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 EVENTS_STREAM = "BAZAAR_EVENTS"
 EVENTS_PREFIX = "bazaar.events."
@@ -15,6 +15,22 @@ DEADLETTER_PREFIX = "bazaar.deadletter."
 # A dead letter's headers: why it could not be handled, and by which consumer.
 DEADLETTER_ERROR_HEADER = "x-error"
 DEADLETTER_CONSUMER_HEADER = "x-consumer"
+
+
+def _trace_header(value: object) -> str | None:
+    """A W3C header as received, or None: trace context that is not even a short string
+    is dropped, never a reason to refuse the event it came with."""
+    return value if isinstance(value, str) and 0 < len(value) <= TRACE_HEADER_MAX else None
+
+
+TRACE_HEADER_MAX = 512
+# Absent (None) it is not written at all: an event of a process that does not trace looks
+# as it always did.
+TraceHeader = Annotated[
+    str | None,
+    BeforeValidator(_trace_header),
+    Field(default=None, exclude_if=lambda value: value is None),
+]
 
 
 def event_subject(event_type: str) -> str:
@@ -40,6 +56,20 @@ class Envelope(BaseModel):
     time: datetime
     datacontenttype: str = "application/json"
     data: dict[str, Any]
+    # CloudEvents' distributed-tracing extension: the W3C trace context of the moment the
+    # event was written to the outbox (see `outbox.add_to_outbox`), which its consumers
+    # continue (see `consumers.consume`).
+    traceparent: TraceHeader = None
+    tracestate: TraceHeader = None
+
+    @property
+    def trace_context(self) -> dict[str, str]:
+        """The W3C headers the event carries (none if its producer did not trace)."""
+        return {
+            name: value
+            for name, value in (("traceparent", self.traceparent), ("tracestate", self.tracestate))
+            if value
+        }
 
 
 def new_event(event_type: str, source: str, data: dict[str, Any], subject: str = "") -> Envelope:

@@ -39,6 +39,7 @@ from bazaar.platform.config import ServiceSettings
 from bazaar.platform.db import READ_ONLY, begin_sqlite_transaction, tune_sqlite_connection
 from bazaar.platform.logs import get_logger
 from bazaar.platform.problems import PROBLEM_JSON, Problem, problem_body
+from bazaar.platform.telemetry import instrument_engine, instrument_flask
 
 log = get_logger(__name__)
 
@@ -212,6 +213,7 @@ def create_flask_app(
     _install_problem_handlers(app)
     _install_request_context(app, service)
     _install_operations(app, readiness)
+    instrument_flask(app)  # a server span per request, when tracing is on
     return app
 
 
@@ -260,6 +262,7 @@ class SyncDatabase:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = sync_url(url)
         self.engine = _create_engine(self.url, **engine_kwargs)
+        instrument_engine(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False

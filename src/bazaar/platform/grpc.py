@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from bazaar.platform import metrics
 from bazaar.platform.grpcinput import ParseRequestsInHandler
+from bazaar.platform.telemetry import grpc_client_interceptors, grpc_server_interceptors
 
 
 class _MetricsInterceptor(grpc.aio.ServerInterceptor):
@@ -61,7 +62,13 @@ def create_grpc_server(
     """A server with health (every named service SERVING once started) and reflection.
     Register the service's own servicers on it, then `add_insecure_port` and `start`."""
     server = grpc.aio.server(
-        interceptors=[_MetricsInterceptor(service), ParseRequestsInHandler()],
+        # Tracing's first, so that its server span covers the others (and the metrics'
+        # exemplars find it).
+        interceptors=[
+            *grpc_server_interceptors(),
+            _MetricsInterceptor(service),
+            ParseRequestsInHandler(),
+        ],
         options=[("grpc.max_receive_message_length", 1024 * 1024)],
     )
     health_servicer = (
@@ -107,4 +114,5 @@ def create_channel(address: str, *, attempts: int = 4) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(
         address,
         options=[("grpc.service_config", json.dumps(service_config)), ("grpc.enable_retries", 1)],
+        interceptors=grpc_client_interceptors() or None,
     )

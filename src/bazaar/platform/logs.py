@@ -9,6 +9,8 @@ from typing import Any
 
 import structlog
 
+from bazaar.platform.telemetry import add_trace_ids
+
 # Keys whose values never reach a log line, whatever a caller passes.
 SECRET_KEYS = frozenset({"password", "token", "access_token", "authorization", "secret", "key"})
 
@@ -28,6 +30,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        add_trace_ids,  # the span current where the line is written (tracing on)
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact,
     ]

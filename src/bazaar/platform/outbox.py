@@ -23,6 +23,7 @@ from bazaar.platform.bus import Bus, PublishIncomplete
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope
 from bazaar.platform.logs import get_logger
+from bazaar.platform.messagetrace import publication_spans, traced
 from bazaar.platform.messaging_tables import outbox
 
 log = get_logger(__name__)
@@ -34,7 +35,8 @@ _EVENTS_ADDED = "bazaar.outbox.events_added"
 
 async def add_to_outbox(session: AsyncSession, *events: Envelope) -> None:
     """Record events inside the caller's transaction; the relay of the session's database
-    publishes them as soon as it commits."""
+    publishes them as soon as it commits. Each keeps the trace context of this moment
+    (when tracing), which its consumers continue."""
     if not events:
         return
     session.info[_EVENTS_ADDED] = True
@@ -45,7 +47,7 @@ async def add_to_outbox(session: AsyncSession, *events: Envelope) -> None:
             {
                 "event_id": e.id,
                 "event_type": e.type,
-                "envelope": e.model_dump(mode="json"),
+                "envelope": traced(e).model_dump(mode="json"),
                 "created_at": now,
             }
             for e in events
@@ -174,8 +176,10 @@ class OutboxRelay:
         acknowledged before the error goes on up (the next pass publishes the rest again;
         the broker stores no second copy of one that did arrive)."""
         seqs = [row.seq for row in rows]
+        envelopes = [Envelope.model_validate(row.envelope) for row in rows]
         try:
-            await self._bus.publish_events([Envelope.model_validate(row.envelope) for row in rows])
+            with publication_spans(envelopes):
+                await self._bus.publish_events(envelopes)
         except PublishIncomplete as exc:
             done.extend(seqs[: exc.acknowledged])
             raise

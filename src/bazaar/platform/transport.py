@@ -15,6 +15,8 @@ import httpx
 import yarl
 from httpx_aiohttp import AiohttpTransport
 
+from bazaar.platform.telemetry import aiohttp_trace_configs
+
 # Below uvicorn's 5 s keep-alive timeout: the client drops an idle connection before the
 # server can close it under a request just sent.
 KEEPALIVE_SECONDS = 4.0
@@ -73,6 +75,8 @@ class ServiceTransport(AiohttpTransport):
             # httpx wrote the headers the request needs. A body without a Content-Type
             # must not gain one: FastAPI reads such a body as JSON, not as octet-stream.
             skip_auto_headers=AUTO_HEADERS,
+            # A client span per call, its context sent in `traceparent` (tracing on).
+            trace_configs=aiohttp_trace_configs() or None,
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

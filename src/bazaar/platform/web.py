@@ -31,6 +31,7 @@ from bazaar.platform.dependencies import provide
 from bazaar.platform.logs import get_logger
 from bazaar.platform.outbox import OutboxRelay
 from bazaar.platform.problems import PROBLEM_JSON, Problem, problem_body
+from bazaar.platform.telemetry import instrument_fastapi
 
 log = get_logger(__name__)
 
@@ -278,7 +279,8 @@ def create_app(
         provide(app, provides)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
-    app.add_middleware(RequestContextMiddleware, service=service)  # outermost
+    app.add_middleware(RequestContextMiddleware, service=service)  # outermost but tracing's
+    instrument_fastapi(app)  # a server span around all of it, when tracing is on
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
 
+from bazaar.platform import telemetry
 from bazaar.platform.db import Database
 from bazaar.platform.events import new_event
 from bazaar.platform.outbox import add_to_outbox
@@ -23,6 +24,7 @@ from bazaar.services.order.ports import (
     PricingRefused,
     SagaStarter,
 )
+from bazaar.services.order.saga import ORDER_ATTRIBUTE
 from bazaar.services.order.store import OrderRepository
 
 
@@ -67,11 +69,19 @@ class OrderService:
                 raise
             return earlier
         event_type, data = domain.created_event(order)
+        # The request's trace is the order's: the ops view finds it by this attribute, and
+        # a saga resumed elsewhere links back to the context stored with the order.
+        telemetry.annotate({ORDER_ATTRIBUTE: order.id})
         try:
             with self.saga.starting(order) as lease_until:
                 async with self.db.transaction() as session:
                     repository = OrderRepository(session)
-                    await repository.add(order, command.idempotency_key, lease_until=lease_until)
+                    await repository.add(
+                        order,
+                        command.idempotency_key,
+                        lease_until=lease_until,
+                        trace_context=telemetry.trace_context(),
+                    )
                     await add_to_outbox(session, new_event(event_type, "order", data, order.id))
         except IntegrityError:
             # An earlier checkout with the same key committed first: the unique constraint

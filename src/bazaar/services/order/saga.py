@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from bazaar.platform import metrics
+from bazaar.platform import metrics, telemetry
 from bazaar.platform.db import Database
 from bazaar.platform.events import new_event
 from bazaar.platform.logs import get_logger
@@ -34,6 +34,13 @@ log = get_logger(__name__)
 
 # The age of the oldest pending order is read at most this often.
 BACKLOG_EVERY_SECONDS = 1.0
+
+# Span attributes, the ops view's too (bazaar.runner.ops): which order a span is of, and
+# which saga step it performed, how.
+ORDER_ATTRIBUTE = "bazaar.order_id"
+STEP_ATTRIBUTE = "bazaar.saga.step"
+OUTCOME_ATTRIBUTE = "bazaar.saga.outcome"
+ATTEMPT_ATTRIBUTE = "bazaar.saga.attempt"
 
 
 def utc_now() -> datetime:
@@ -184,7 +191,8 @@ class SagaRunner:
             self._held.pop(order.id, None)
             raise
         if self._held.get(order.id) == order.version:  # not stopped meanwhile
-            self._spawn(order.id, functools.partial(self._run_steps, order, lease_until))
+            # The task starts in the checkout's context: the saga is part of its trace.
+            self._spawn(order.id, functools.partial(self._traced, order, lease_until, None))
 
     async def _run(self) -> None:
         while True:
@@ -252,7 +260,26 @@ class SagaRunner:
             order = await OrderRepository(session).get(order_id)
         if order is None or order.is_final or order.version != version:
             return
-        await self._run_steps(order, lease_until)
+        checkout: dict[str, str] = {}
+        if telemetry.enabled():
+            async with self._db.reading() as session:
+                checkout = await OrderRepository(session).trace_context(order_id)
+        await self._traced(order, lease_until, checkout)
+
+    async def _traced(
+        self, order: Order, lease_until: datetime, resumed_from: dict[str, str] | None
+    ) -> None:
+        """`_run_steps` in a span: a child of the checkout's (a saga started with it), or
+        for a saga resumed later (after a crash, a lease run out, a wait for payment) the
+        root of a trace of its own, linked back to the checkout's trace."""
+        resumed = resumed_from is not None
+        with telemetry.span(
+            "saga resume" if resumed else "saga",
+            parent={} if resumed else None,
+            links=[resumed_from] if resumed_from else (),
+            attributes={ORDER_ATTRIBUTE: order.id, "bazaar.saga.resumed": resumed},
+        ):
+            await self._run_steps(order, lease_until)
 
     async def _run_steps(self, order: Order, lease_until: datetime) -> None:
         """Perform the order's steps one after the other while the next one is due now,
@@ -261,7 +288,7 @@ class SagaRunner:
         hold its lease and know its version, so a re-read could tell us nothing new."""
         unrecorded: list[str] = []  # the steps performed since the last write, for the log
         while True:
-            outcome = await self._steps.perform(order)
+            outcome = await self._take_step(order)
             metrics.saga_steps.labels(order.saga.step.value, outcome.value).inc()
             unrecorded.append(f"{order.saga.step.value}:{outcome.value}")
             now = self._clock()
@@ -285,6 +312,23 @@ class SagaRunner:
             if not goes_on:
                 return
             order, unrecorded = saved, []
+
+    async def _take_step(self, order: Order) -> Outcome:
+        """The order's current step, in a span of its own that says how it went."""
+        step = order.saga.step.value
+        with telemetry.span(
+            f"saga {step}",
+            attributes={
+                ORDER_ATTRIBUTE: order.id,
+                STEP_ATTRIBUTE: step,
+                ATTEMPT_ATTRIBUTE: order.saga.attempts + 1,
+            },
+        ) as span:
+            outcome = await self._steps.perform(order)
+            telemetry.set_attributes(span, {OUTCOME_ATTRIBUTE: outcome.value})
+            if outcome is Outcome.UNAVAILABLE:
+                telemetry.mark_error(span, f"{step}: the neighbour was unavailable")
+        return outcome
 
     async def _record(
         self, before: Order, after: Order, lease_until: datetime | None, steps: list[str]

@@ -8,7 +8,8 @@ so that each execution skips building and hashing them again."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from itertools import groupby
@@ -72,6 +73,9 @@ orders = Table(
     Column("lease_until", UtcDateTime(), nullable=True),
     # Optimistic concurrency and fencing: every saga write checks and bumps it.
     Column("version", Integer, nullable=False, default=0),
+    # The W3C trace context (JSON) of the checkout that made the order: a saga resumed by
+    # another runner, after a crash or a wait, links its trace back to the checkout's.
+    Column("trace_context", Text, nullable=True),
     # The same Idempotency-Key from the same user is the same order; NULLs never clash.
     UniqueConstraint("user_id", "idempotency_key", name="uq_orders_user_key"),
     Index("ix_orders_user_created", "user_id", "created_at"),
@@ -179,14 +183,21 @@ class OrderRepository:
         self._session = session
 
     async def add(
-        self, order: Order, idempotency_key: str | None, *, lease_until: datetime | None = None
+        self,
+        order: Order,
+        idempotency_key: str | None,
+        *,
+        lease_until: datetime | None = None,
+        trace_context: Mapping[str, str] | None = None,
     ) -> None:
         """Insert a new order; `lease_until` inserts it already held by a saga runner
         (at the order's version), which then needs no claim to start its saga. A duplicate
-        idempotency key fails here, inside the caller's transaction."""
+        idempotency key fails here, inside the caller's transaction. `trace_context` (W3C
+        headers) is the trace its saga belongs to."""
         await self._session.execute(
             _INSERT_ORDER,
             {
+                "trace_context": json.dumps(dict(trace_context)) if trace_context else None,
                 "id": order.id,
                 "user_id": order.user_id,
                 "email": order.email,
@@ -215,6 +226,19 @@ class OrderRepository:
 
     async def get(self, order_id: str) -> Order | None:
         return await self._one(_BY_ID, {"order_id": order_id})
+
+    async def trace_context(self, order_id: str) -> dict[str, str]:
+        """The W3C headers of the checkout's trace ({} if it was not traced)."""
+        stored = await self._session.scalar(
+            select(orders.c.trace_context).where(orders.c.id == order_id)
+        )
+        try:
+            context = json.loads(stored) if stored else {}
+        except ValueError:
+            return {}
+        if not isinstance(context, dict):
+            return {}
+        return {str(k): str(v) for k, v in context.items()}
 
     async def of_user(self, user_id: str, order_id: str) -> Order | None:
         return await self._one(_OF_USER, {"order_id": order_id, "user_id": user_id})
