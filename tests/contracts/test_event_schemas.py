@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from bazaar.contracts.events import OrderCancelled, OrderPaid, StockChanged
 from bazaar.contracts.generated import inventory_pb2 as pb
 from bazaar.contracts.generated.inventory_pb2_grpc import InventoryStub
 from bazaar.platform.bus import Bus
@@ -25,12 +26,10 @@ from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope
 from bazaar.platform.messaging_tables import outbox
 from bazaar.services.cart.app import OrderCreated
-from bazaar.services.catalog.app import StockChanged
 from bazaar.services.inventory.bootstrap import MIGRATIONS as INVENTORY_MIGRATIONS
 from bazaar.services.inventory.bootstrap import build_inventory
 from bazaar.services.inventory.domain import SeedStock
 from bazaar.services.inventory.settings import InventorySettings
-from bazaar.services.notification.app import OrderCancelledData, OrderPaidData
 from bazaar.services.order.bootstrap import MIGRATIONS as ORDER_MIGRATIONS
 from bazaar.services.order.tests.fakes import FakeInventory
 from bazaar.services.order.tests.support import Neighbours, Shop, running_shop
@@ -41,8 +40,8 @@ ENVELOPE_FIELDS = {"specversion", "id", "type", "source", "subject", "time", "da
 # Who consumes what, as each consumer models it (contracts/README.md).
 CONSUMER_MODELS: dict[str, list[type[BaseModel]]] = {
     "order.created": [OrderCreated],
-    "order.paid": [OrderPaidData],
-    "order.cancelled": [OrderCancelledData],
+    "order.paid": [OrderPaid],
+    "order.cancelled": [OrderCancelled],
     "stock.changed": [StockChanged],
 }
 

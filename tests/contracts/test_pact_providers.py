@@ -140,7 +140,7 @@ def catalog_app(
     def tea() -> None:
         draft = handlers.ProductDraft("Green tea", "Loose leaf, 100 g", "kitchen", 450, "", "p-tea")
         kitchen = Category("kitchen", "Kitchen")
-        served.run(handlers.seed(db, [kitchen], [handlers.SeedItem(draft, 7)]))
+        served.run(handlers.CatalogService(db).seed([kitchen], [handlers.SeedItem(draft, 7)]))
 
     states = {"p-tea is in the catalog": tea, "p-gone is not in the catalog": lambda: None}
     return served, states

@@ -1,7 +1,8 @@
-"""The composition root: settings in, a ready app out. Tests pass their own `db` and `bus`.
+"""The composition root: settings in, a ready app out. Tests pass their own `db`, `bus`
+and `mailer`.
 
 The worker and its HTTP side-app are one process and one event loop: the app's lifespan
-starts the bus (which runs the consumers) and stops it on shutdown.
+starts the mail sender and the bus (which runs the consumers), and stops them on shutdown.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from bazaar.platform.bus import Bus
-from bazaar.platform.cli import run_service_cli
-from bazaar.platform.config import ServiceSettings
+from bazaar.platform.cli import run_service_cli, serve_asgi
 from bazaar.platform.db import Database
-from bazaar.platform.serving import run_asgi
 from bazaar.platform.web import bus_resource, create_app, database_resource, standard_readiness
-from bazaar.services.notification import app as entrypoints
+from bazaar.services.notification.app import subscribe
+from bazaar.services.notification.handlers import NotificationService
 from bazaar.services.notification.mailer import SmtpMailer
 from bazaar.services.notification.settings import NotificationSettings
 
@@ -44,29 +44,30 @@ def build_app(
     database = db or Database(settings.database_url)
     events = bus or Bus(settings.broker_url, "notification")
     smtp = mailer or build_mailer(settings)
-    entrypoints.subscribe(events, database, smtp)  # before the bus starts
+    notifications = NotificationService(database, smtp)
+    subscribe(events, database, notifications)  # before the bus starts
 
     async def smtp_check() -> None:
         await smtp.ping()
 
     @asynccontextmanager
-    async def smtp_connections(app: FastAPI) -> AsyncIterator[None]:
+    async def sending(app: FastAPI) -> AsyncIterator[None]:
+        notifications.sender.start()
         try:
             yield
         finally:
-            await smtp.close()  # after the bus stopped: no mail is on its way
+            # After the bus stopped, so nothing queues any more; the pass under way ends
+            # and marks what it sent, then the idle SMTP connections are closed.
+            await notifications.sender.stop()
+            await smtp.close()
 
     return create_app(
         "notification",
-        resources=[database_resource(database), smtp_connections, bus_resource(events)],
+        provides=notifications,
+        resources=[database_resource(database), sending, bus_resource(events)],
         readiness=[*standard_readiness(database, events), smtp_check],
     )
 
 
-def serve(settings: ServiceSettings) -> None:
-    assert isinstance(settings, NotificationSettings)
-    run_asgi(build_app(settings), settings)
-
-
 def main() -> None:
-    run_service_cli(NotificationSettings, serve, migrations_dir=MIGRATIONS)
+    run_service_cli(NotificationSettings, serve_asgi(build_app), migrations_dir=MIGRATIONS)

@@ -48,6 +48,16 @@ class Mail:
     body: str
 
 
+@dataclass(frozen=True)
+class QueuedMail:
+    """A mail waiting for the sender: the event that asked for it (its Message-ID is made
+    from the event's id) and how many times it has been tried, this time included."""
+
+    event_id: str
+    mail: Mail
+    attempts: int
+
+
 # Why an order was cancelled, as the customer should read it ("... because <words>").
 REASONS_IN_WORDS = {
     "out_of_stock": "some of the items you ordered are out of stock",
@@ -142,7 +152,7 @@ _DOT_ATOM = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
 def message_id(event_id: str, sender: str) -> str:
     """The same event always gives the same Message-ID, so a mail sent again after a
-    crash (see `handlers.send_once`) can be recognised as a duplicate by mail clients."""
+    crash (see `sender`) can be recognised as a duplicate by mail clients."""
     local = event_id if _DOT_ATOM.match(event_id) else hashlib.sha256(event_id.encode()).hexdigest()
     domain = parseaddr(sender)[1].rpartition("@")[2] or "bazaar.local"
     return f"<{local}@{domain}>"

@@ -1,98 +1,151 @@
-"""The service layer: send one mail per (order, kind), recorded with the event in one unit
-of work through the platform inbox."""
+"""The service layer: `NotificationService` queues one mail per (order, kind) with the
+event that asks for it, and sends what is queued.
+
+Queueing runs in the inbox's transaction of the event (`platform.consumers`): the event
+is recorded as handled exactly when its mail is recorded as owed, and no SMTP relay is
+waited for while the database is held. Sending (`send_due`, run by `sender.MailSender`)
+claims due mails, sends them with no database lock held, then marks them sent.
+
+SMTP is at-least-once in exactly one window: a crash (or a failed commit) after the relay
+accepted a mail and before it is marked sent. The mail's hold then runs out and it is
+sent again, with the same Message-ID, which lets mail clients fold the copies.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from weakref import WeakValueDictionary
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bazaar.contracts.events import OrderCancelled, OrderPaid
+from bazaar.platform.bus import retry_delay
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope
-from bazaar.platform.inbox import Inbox
 from bazaar.platform.logs import get_logger
-from bazaar.services.notification.domain import Mail
+from bazaar.services.notification import domain
+from bazaar.services.notification.domain import (
+    CancelledOrder,
+    Mail,
+    OrderLine,
+    PaidOrder,
+    QueuedMail,
+)
 from bazaar.services.notification.mailer import SmtpMailer
-from bazaar.services.notification.store import SentMailRepository
+from bazaar.services.notification.sender import MailSender
+from bazaar.services.notification.store import MailRepository
 
 CONSUMER = "notification"
+# Mails sent side by side in one pass, as many as the mailer keeps connections open.
+SEND_AT_ONCE = 4
+# A sender holds the mails it claimed for this many of the mailer's timeouts (a send is a
+# handful of SMTP commands, each within the timeout); a mail still held past that is one
+# whose sender died, and another sender takes it.
+HOLD_TIMEOUTS = 6
+
+# In `session.info` of a transaction that queued a mail: its commit wakes the sender.
+_MAIL_QUEUED = "bazaar.notification.mail_queued"
+
+Clock = Callable[[], datetime]
 
 log = get_logger(__name__)
 
 
-class Turns:
-    """One holder per key at a time, in this process. A key's lock exists only while
-    someone holds it or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: WeakValueDictionary[Hashable, asyncio.Lock] = WeakValueDictionary()
-
-    @asynccontextmanager
-    async def hold(self, key: Hashable) -> AsyncIterator[None]:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        async with lock:
-            yield
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
-class Notifier:
-    def __init__(self, db: Database, mailer: SmtpMailer) -> None:
+def paid_order(order: OrderPaid) -> PaidOrder:
+    lines = tuple(OrderLine(i.product_id, i.name, i.qty, i.unit_price_cents) for i in order.items)
+    return PaidOrder(order.order_id, order.email, lines, order.total_cents)
+
+
+def cancelled_order(order: OrderCancelled) -> CancelledOrder:
+    return CancelledOrder(order.order_id, order.email, order.reason)
+
+
+class NotificationService:
+    """The mails of an order's events: the consumers queue them, its `sender` (started
+    with the app) sends them. `clock` tells the time of holds and retries (tests pass a
+    fake one)."""
+
+    def __init__(self, db: Database, mailer: SmtpMailer, *, clock: Clock = _utc_now) -> None:
         self._db = db
         self._mailer = mailer
-        self._inbox = Inbox(db, CONSUMER)
-        self._turns = Turns()
+        self._clock = clock
+        self._hold = timedelta(seconds=HOLD_TIMEOUTS * mailer.timeout)
+        self.sender = MailSender(self.send_due, at_once=SEND_AT_ONCE, first=self.release_dead_holds)
+        db.after_commit(self._wake_sender_if_queued)
 
-    async def send_once(self, event: Envelope, mail: Mail) -> bool:
-        """Send `mail` unless this event, or another one about the same order and kind,
-        already did. True if it was sent now. Raises if SMTP fails: nothing is recorded,
-        and the bus retries.
+    async def mail_paid_order(
+        self, session: AsyncSession, order: OrderPaid, event: Envelope
+    ) -> None:
+        await self._queue(session, domain.confirmation_mail(paid_order(order)), event)
 
-        Check, send, record: no database lock is held while the relay takes its time.
-        Deliveries of one mail (an event delivered twice, or two events about one order
-        and kind) take turns in this process, so the later one finds the earlier one's
-        record and sends nothing. The record (the inbox row and the mails_sent row, in
-        one transaction) is written as soon as the relay accepted the mail. SMTP is
-        therefore at-least-once in exactly one window: a crash, a failed commit, or a
-        shutdown that cancels the handler, after the relay accepted the mail and before
-        the record commits. The event is then redelivered and the mail sent again, with
-        the same Message-ID, which lets mail clients fold the copies.
+    async def mail_cancelled_order(
+        self, session: AsyncSession, order: OrderCancelled, event: Envelope
+    ) -> None:
+        await self._queue(session, domain.cancellation_mail(cancelled_order(order)), event)
 
-        Replicas share the database, not the turns: the unique (order, kind) keeps one
-        record whatever happens, and a mail two replicas sent at the same moment (which
-        takes two deliveries of one mail in flight at once) is logged.
-        """
-        message = self._mailer.compose(mail, event.id)  # before any I/O: a bad header sends nothing
-        async with self._turns.hold((mail.order_id, mail.kind)):
-            async with self._db.reading() as session:
-                sent = await SentMailRepository(session).was_sent(mail.order_id, mail.kind)
-            if sent:
-                log.info(
-                    "mail already sent", order_id=mail.order_id, kind=mail.kind, event_id=event.id
-                )
-                return False
-            await self._mailer.send(message)
-            await self._record(event, mail)
-        log.info("mail sent", order_id=mail.order_id, kind=mail.kind, event_id=event.id)
-        return True
+    async def _queue(self, session: AsyncSession, mail: Mail, event: Envelope) -> None:
+        # A mail no relay would take (a header it cannot write) is refused now, not queued.
+        self._mailer.compose(mail, event.id)
+        about = {"order_id": mail.order_id, "kind": mail.kind, "event_id": event.id}
+        if not await MailRepository(session).queue(event.id, mail, self._clock()):
+            log.info("mail already queued or sent", **about)
+            return
+        session.info[_MAIL_QUEUED] = True
+        log.info("mail queued", **about)
 
-    async def _record(self, event: Envelope, mail: Mail) -> None:
-        async def add_sent_mail(session: AsyncSession, _: Envelope) -> None:
-            await SentMailRepository(session).add(event.id, mail, datetime.now(UTC))
+    def _wake_sender_if_queued(self, session: AsyncSession) -> None:
+        if session.info.get(_MAIL_QUEUED):
+            self.sender.wake()
 
+    async def send_due(self) -> int:
+        """Send up to SEND_AT_ONCE mails that are due: each claimed (held for this sender,
+        so no other sends it meanwhile), sent, then marked sent; one the relay refused
+        waits for its retry. Returns how many were claimed."""
+        now = self._clock()
+        async with self._db.transaction() as session:
+            claimed = await MailRepository(session).claim_due(now, now + self._hold, SEND_AT_ONCE)
+        if not claimed:
+            return 0
+        refused = await asyncio.gather(*(self._send(mail) for mail in claimed))
+        done = self._clock()
+        sent = [q.event_id for q, failed in zip(claimed, refused, strict=True) if not failed]
+        retries = [
+            (q.event_id, done + timedelta(seconds=retry_delay(q.attempts)))
+            for q, failed in zip(claimed, refused, strict=True)
+            if failed
+        ]
+        async with self._db.transaction() as session:
+            mails = MailRepository(session)
+            await mails.mark_sent(sent, done)
+            await mails.retry_at(retries)
+        return len(claimed)
+
+    async def _send(self, queued: QueuedMail) -> bool:
+        """Send one mail; True if the relay refused it (or was away)."""
+        mail = queued.mail
+        about = {"order_id": mail.order_id, "kind": mail.kind, "event_id": queued.event_id}
         try:
-            recorded = await self._inbox.handle_once(event, add_sent_mail)
-        except IntegrityError:
-            recorded = False
-        if not recorded:
+            await self._mailer.send(self._mailer.compose(mail, queued.event_id))
+        except Exception as exc:  # the relay is down or refused it: the mail waits, and retries
             log.warning(
-                "mail sent by two replicas at once",
-                order_id=mail.order_id,
-                kind=mail.kind,
-                event_id=event.id,
+                "mail not sent",
+                attempt=queued.attempts,
+                error=f"{type(exc).__name__}: {exc}",
+                **about,
             )
+            return True
+        log.info("mail sent", **about)
+        return False
+
+    async def release_dead_holds(self) -> None:
+        """At start-up. On SQLite the service runs as one process per database, so a hold
+        found now is one of a process that died: its mails are due at once. Replicas on
+        PostgreSQL leave each other's holds to run out."""
+        if self._db.is_sqlite:
+            async with self._db.transaction() as session:
+                await MailRepository(session).release_holds()

@@ -8,10 +8,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 from werkzeug.test import TestResponse
 
-from bazaar.platform.flaskapp import SyncDatabase
-from bazaar.platform.testing import TokenMinter
+from bazaar.platform.flaskapp import SyncDatabase, provided
 from bazaar.platform.tokens import InvalidToken, TokenVerifier
+from bazaar.services.auth.handlers import AuthService
 from bazaar.services.auth.store import UserRow
+from bazaar.testing import TokenMinter
 
 PASSWORD = "correct horse"
 GOOD = {"email": "a@example.com", "password": PASSWORD, "name": "A"}
@@ -165,7 +166,7 @@ def test_wrong_password_and_unknown_email_get_the_same_401(
 
 
 def test_an_unknown_email_still_costs_a_password_check(app: Flask) -> None:
-    passwords = app.extensions["bazaar.auth"].passwords
+    passwords = provided(app, AuthService).passwords
     checks: list[str] = []
     real_verify = passwords.verify
 

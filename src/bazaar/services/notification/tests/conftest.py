@@ -3,6 +3,7 @@ in memory (TestNatsBroker): the service as it runs, minus the network."""
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,11 +22,13 @@ from sqlalchemy import Row, select
 
 from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
+from bazaar.platform.dependencies import provided
 from bazaar.platform.events import Envelope
-from bazaar.platform.testing import migrated_database
 from bazaar.services.notification.bootstrap import MIGRATIONS, build_app
+from bazaar.services.notification.handlers import NotificationService
 from bazaar.services.notification.settings import NotificationSettings
 from bazaar.services.notification.store import mails_sent
+from bazaar.testing import migrated_database
 
 
 def free_port() -> int:
@@ -75,19 +78,53 @@ def smtp() -> Iterator[SmtpServer]:
         controller.stop()
 
 
+# How long a test waits for what should take milliseconds: a bound for a stuck sender,
+# not a speed claim (a loaded machine may take seconds).
+PATIENCE = 30.0
+
+
+async def eventually(check: Callable[[], bool], what: str) -> None:
+    """Poll `check` until it holds; fail after PATIENCE seconds (something sent by another
+    thread, the SMTP server's, which no event of this loop can tell)."""
+    pause = 0.02
+    for _ in range(int(PATIENCE / pause)):
+        if check():
+            return
+        await asyncio.sleep(pause)
+    raise AssertionError(f"{what}: not within {PATIENCE:g} s")
+
+
 @dataclass
 class Service:
     bus: Bus
     db: Database
     http: httpx.AsyncClient
+    notifications: NotificationService
 
     async def deliver(self, event: Envelope) -> None:
-        """Publish `event` on the in-memory bus; the consumer runs before this returns."""
+        """Publish `event` on the in-memory bus (the consumer runs before the publish
+        returns), then wait until the sender has sent what it could."""
         await self.bus.publish_event(event)
+        await self.settled()
+
+    async def settled(self) -> None:
+        """Once every queued mail the sender could send now has been tried."""
+        async with asyncio.timeout(PATIENCE):
+            await self.notifications.sender.settled()
 
     async def mails_sent(self) -> list[Row[Any]]:
+        """The mails recorded as sent."""
         async with self.db.transaction() as session:
-            return list(await session.execute(select(mails_sent)))
+            return list(
+                await session.execute(select(mails_sent).where(mails_sent.c.sent_at.is_not(None)))
+            )
+
+    async def mails_queued(self) -> list[Row[Any]]:
+        """The mails waiting to be sent."""
+        async with self.db.transaction() as session:
+            return list(
+                await session.execute(select(mails_sent).where(mails_sent.c.sent_at.is_(None)))
+            )
 
 
 StartService = Callable[[int], AbstractAsyncContextManager[Service]]
@@ -110,7 +147,7 @@ def start_service(tmp_path: Path) -> StartService:
                 transport=httpx.ASGITransport(app=app), base_url="http://notification"
             ) as http,
         ):
-            yield Service(bus, db, http)
+            yield Service(bus, db, http, provided(app, NotificationService))
 
     return start
 
