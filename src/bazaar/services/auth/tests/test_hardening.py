@@ -36,6 +36,7 @@ def assert_throttled(answer: Any) -> None:
 
 
 def throttled_client(settings: AuthSettings, db: SyncDatabase, **rates: str) -> FlaskClient:
+    """Rates per hour: a test's requests fall in one window, however loaded the machine."""
     tight = settings.model_copy(update=rates)
     return build_app(tight, db=db, passwords=cheap_passwords()).test_client()
 
@@ -46,7 +47,7 @@ def throttled_client(settings: AuthSettings, db: SyncDatabase, **rates: str) -> 
 def test_a_signup_flood_from_one_address_is_throttled_before_any_hashing(
     settings: AuthSettings, db: SyncDatabase
 ) -> None:
-    client = throttled_client(settings, db, signup_rate_per_address="3/minute")
+    client = throttled_client(settings, db, signup_rate_per_address="3/hour")
     env = {"REMOTE_ADDR": "198.51.100.1"}
     for n in range(3):  # even bodies that fail validation count
         client.post(SIGNUP, json={"email": f"x{n}"}, environ_base=env)
@@ -59,7 +60,7 @@ def test_a_signup_flood_from_one_address_is_throttled_before_any_hashing(
 def test_password_guessing_on_one_account_is_throttled_from_any_address(
     settings: AuthSettings, db: SyncDatabase
 ) -> None:
-    client = throttled_client(settings, db, login_rate_per_account="3/minute")
+    client = throttled_client(settings, db, login_rate_per_account="3/hour")
     body = {"email": "victim@example.com", "password": PASSWORD, "name": "Victim"}
     assert client.post(SIGNUP, json=body).status_code == 201
     for n in range(3):
@@ -75,7 +76,7 @@ def test_password_guessing_on_one_account_is_throttled_from_any_address(
 def test_forwarded_for_from_an_untrusted_peer_does_not_escape_the_limit(
     settings: AuthSettings, db: SyncDatabase
 ) -> None:
-    client = throttled_client(settings, db, login_rate_per_address="2/minute")
+    client = throttled_client(settings, db, login_rate_per_address="2/hour")
     attacker = {"REMOTE_ADDR": "203.0.113.66"}
     for n in range(2):
         spoofed = {"X-Forwarded-For": f"192.0.2.{n}"}
@@ -88,7 +89,7 @@ def test_forwarded_for_from_a_trusted_proxy_names_the_client(
     settings: AuthSettings, db: SyncDatabase
 ) -> None:
     client = throttled_client(
-        settings, db, login_rate_per_address="2/minute", trusted_proxies="10.1.0.0/16"
+        settings, db, login_rate_per_address="2/hour", trusted_proxies="10.1.0.0/16"
     )
     proxy = {"REMOTE_ADDR": "10.1.2.3"}
     for _ in range(2):
