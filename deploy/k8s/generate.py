@@ -479,8 +479,16 @@ def hpa(name: str) -> Manifest:
 HEADER = "# Written by deploy/k8s/generate.py from deploy/topology.yaml; edit those, not this.\n"
 
 
+class _Plain(yaml.SafeDumper):
+    """Every value written out where it is used: no &anchors for shared probe parts."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def dump(manifests: list[Manifest]) -> str:
-    return HEADER + "---\n".join(yaml.safe_dump(m, sort_keys=False) for m in manifests)
+    documents = (yaml.dump(m, Dumper=_Plain, sort_keys=False) for m in manifests)
+    return HEADER + "---\n".join(documents)
 
 
 def files(topology: dict[str, Any]) -> dict[Path, str]:
