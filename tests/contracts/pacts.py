@@ -13,6 +13,7 @@ import asyncio
 import json
 import shutil
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -84,10 +85,11 @@ class ServedApp:
 
     def __enter__(self) -> ServedApp:
         self._thread.start()
+        deadline = time.monotonic() + 60
         while not self._server.started:
-            if not self._thread.is_alive():
+            if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the provider app did not start")
-            threading.Event().wait(0.02)
+            time.sleep(0.02)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -132,6 +134,8 @@ def verify(
     for name, value in (headers or {}).items():
         verifier.add_custom_header(name, value)
     verifier.state_handler(dict(states), teardown=False).set_coloured_output(enabled=False)
+    # The default 5 s per request is too short on a loaded machine (CI shares its cores).
+    verifier.set_request_timeout(30_000)
     try:
         verifier.verify()
     except Exception as exc:
