@@ -1,12 +1,11 @@
 """The event bus: events out of the outbox, events into consumers, and request/reply.
 
-Services talk to `Bus`, never to a broker's API. NATS JetStream is the broker. FastStream
-makes the connection and gives tests its in-memory broker (`TestNatsBroker(bus.broker)`);
-once connected to a real server, the bus publishes, consumes (`jetstream.PullConsumer`)
-and answers through nats-py directly: FastStream's per-message pipeline (middlewares,
-dependency injection, a thread hop to look up the message) cost more CPU than the work
-itself. Both paths share the rules below, so tests on the in-memory broker check what
-runs in production; `bus.broker.subscriber(...)` of a test's own runs in memory only.
+Services talk to `Bus`, never to a broker's API. The broker is chosen once, from the
+URL's scheme (`brokers.make_transport`): NATS JetStream, RabbitMQ, or the in-memory broker
+of tests. A transport only moves bytes and headers; the rules are here, once, for every
+broker: the envelope is parsed, an event no retry can fix is dead-lettered at once, a
+failing handler is retried with backoff up to `max_deliveries`, then dead-lettered with
+its error, and every outcome is counted.
 
 Consumers get at-least-once delivery. A message that cannot be parsed, or whose handler
 keeps failing, is moved to a dead-letter subject with its error, and the consumer goes on.
@@ -16,44 +15,54 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import contextvars
 import itertools
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from faststream import AckPolicy
-from faststream.message import StreamMessage
-from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.errors import NoRespondersError, NotJSMessageError
-from nats.js import JetStreamContext
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from bazaar.platform import metrics
 from bazaar.platform.backoff import backoff
+from bazaar.platform.brokers import (
+    Delivery,
+    NoResponders,
+    Outgoing,
+    PublishIncomplete,
+    Subscription,
+    Transport,
+    make_transport,
+)
 from bazaar.platform.events import (
     DEADLETTER_CONSUMER_HEADER,
     DEADLETTER_ERROR_HEADER,
-    DEADLETTER_PREFIX,
-    DEADLETTER_STREAM,
-    EVENTS_PREFIX,
-    EVENTS_STREAM,
     Envelope,
     deadletter_subject,
     event_subject,
 )
-from bazaar.platform.jetstream import PullConsumer, declare_stream, ensure_durable
 from bazaar.platform.logs import get_logger
+
+__all__ = [
+    "DEFAULT_MAX_DELIVERIES",
+    "PUBLISH_TIMEOUT",
+    "RETRY_MAX_DELAY",
+    "BadRequest",
+    "Bus",
+    "PermanentError",
+    "PublishIncomplete",
+    "RemoteError",
+    "incoming_headers",
+    "retry_delay",
+]
 
 log = get_logger(__name__)
 
-# A dead letter keeps at most this much of the event's body (the broker's default payload
-# limit is 1 MiB, headers included).
+# A dead letter keeps at most this much of the event's body (NATS' default payload limit
+# is 1 MiB, headers included).
 DEADLETTER_MAX_BODY = 512 * 1024
 PUBLISH_TIMEOUT = 5.0
 # A consumer handles up to this many events at once.
@@ -61,6 +70,18 @@ IN_FLIGHT = 20
 
 EventHandler = Callable[[Envelope], Awaitable[None]]
 RequestHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+Headers = Mapping[str, str]
+
+# The headers of the message being handled (an event, or a request), for the handler.
+_incoming: contextvars.ContextVar[Headers | None] = contextvars.ContextVar(
+    "bus_headers", default=None
+)
+
+
+def incoming_headers() -> Headers:
+    """The headers of the event or request the running handler was given ({} outside one):
+    what the producer put there (`publish_event(headers=...)`), e.g. W3C trace context."""
+    return _incoming.get() or {}
 
 
 class RemoteError(Exception):
@@ -79,34 +100,6 @@ class PermanentError(Exception):
 
 class BadRequest(Exception):
     """Raised by a request handler for input it refuses; the caller gets `bad_request`."""
-
-
-class PublishIncomplete(Exception):
-    """`publish_events` failed part-way: the first `acknowledged` events are stored, the
-    rest may or may not be. The cause is the first failure."""
-
-    def __init__(self, acknowledged: int) -> None:
-        super().__init__(f"only the first {acknowledged} events were acknowledged")
-        self.acknowledged = acknowledged
-
-
-def make_broker(url: str) -> NatsBroker:
-    scheme = url.split("://", 1)[0]
-    if scheme in ("nats", "tls"):
-        return NatsBroker(
-            url.split(","),
-            max_reconnect_attempts=-1,  # ride out broker restarts
-            reconnect_time_wait=1,
-            logger=None,
-        )
-    raise ValueError(f"unsupported BAZAAR_BROKER_URL scheme {scheme!r}: use nats://")
-
-
-def stream_replicas(url: str) -> int:
-    """How many copies JetStream keeps of each stream (and of its durable consumers,
-    which follow their stream): three when the URL names a cluster of three or more
-    servers, so that losing any one node loses no acknowledged event; one otherwise."""
-    return 3 if len(url.split(",")) >= 3 else 1
 
 
 # A handler that fails is retried with exponential backoff, capped: with the default
@@ -142,80 +135,31 @@ class _Consumer:
         return f"{self.name}-{self.event_type}".replace(".", "-")
 
 
-@dataclass
-class _ServerConnection:
-    """The bus's own connection to a real NATS server, which it publishes, consumes and
-    answers through (none under FastStream's in-memory test broker)."""
-
-    connection: NatsClient
-    js: JetStreamContext
-    consumers: list[PullConsumer] = field(default_factory=list)
-
-
 class Bus:
     def __init__(
         self, url: str, service: str, *, max_deliveries: int = DEFAULT_MAX_DELIVERIES
     ) -> None:
         self.service = service
         self.max_deliveries = max_deliveries
-        self.broker = make_broker(url)
-        replicas = stream_replicas(url)
-        self._events = JStream(
-            EVENTS_STREAM,
-            subjects=[EVENTS_PREFIX + ">"],
-            max_age=7 * 86400,
-            num_replicas=replicas,
-        )
-        self._deadletters = JStream(
-            DEADLETTER_STREAM,
-            subjects=[DEADLETTER_PREFIX + ">"],
-            max_age=30 * 86400,
-            num_replicas=replicas,
-        )
-        self._consumers: list[_Consumer] = []
-        self._responders: list[tuple[str, RequestHandler]] = []
-        self._server: _ServerConnection | None = None
+        self.transport: Transport = make_transport(url, service)
+
+    @property
+    def broker(self) -> Any:
+        """FastStream's NatsBroker under the NATS transport: tests written for
+        `TestNatsBroker(bus.broker)` run the bus in FastStream's memory (new tests use
+        `memory://`)."""
+        return getattr(self.transport, "broker")  # noqa: B009  (only NATS has one)
 
     # --- lifetime ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        connection = await self.broker.connect()
-        if not isinstance(connection, NatsClient):
-            # Under TestNatsBroker: FastStream's in-memory broker delivers to the
-            # subscribers `on_event` and `on_request` declared on it.
-            await self.broker.start()
-            return
-        server = _ServerConnection(connection, connection.jetstream())
-        self._server = server
-        await declare_stream(server.js, self._events.config, EVENTS_PREFIX + ">")
-        await declare_stream(server.js, self._deadletters.config, DEADLETTER_PREFIX + ">")
-        for consumer in self._consumers:
-            await ensure_durable(server.js, EVENTS_STREAM, consumer.durable, consumer.subject)
-            pull = PullConsumer(
-                connection,
-                EVENTS_STREAM,
-                consumer.durable,
-                functools.partial(self._receive, consumer),
-                capacity=IN_FLIGHT,
-            )
-            await pull.start()
-            server.consumers.append(pull)
-        for subject, handler in self._responders:
-            respond = self._responder(subject, handler)
-            await connection.subscribe(subject, queue=f"{self.service}-rpc", cb=respond)
-        # Subscriptions are live on the server once start() returns: no request sent
-        # right after finds "no responders".
-        await connection.flush()
+        await self.transport.start()
 
     async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            for pull in server.consumers:
-                await pull.stop()
-        await self.broker.stop()  # drains the connection: replies in flight still go out
+        await self.transport.stop()
 
     async def ping(self) -> bool:
-        return await self.broker.ping(timeout=1.0)
+        return await self.transport.ping()
 
     # --- publishing -------------------------------------------------------------------
 
@@ -223,75 +167,32 @@ class Bus:
         self,
         event: Envelope,
         timeout: float = PUBLISH_TIMEOUT,  # noqa: ASYNC109
+        *,
+        headers: Headers | None = None,
     ) -> None:
-        """Publish `event` and wait for the broker to store it. Publishing the same
-        event again within two minutes stores nothing (JetStream's `Nats-Msg-Id`)."""
-        subject, headers = event_subject(event.type), _event_headers(event)
-        await self._publish(subject, event.model_dump_json(), headers, EVENTS_STREAM, timeout)
+        """Publish `event` and wait for the broker to store it. The broker drops a copy
+        published again within its duplicate window, where it has one (JetStream: two
+        minutes; RabbitMQ: none, consumers' inboxes drop it). `headers` travel with it."""
+        await self.transport.publish(_outgoing(event, headers), timeout)
 
     async def publish_events(
         self,
         events: Sequence[Envelope],
         timeout: float = PUBLISH_TIMEOUT,  # noqa: ASYNC109
+        *,
+        headers: Sequence[Headers | None] | None = None,
     ) -> None:
         """Publish `events` in order without waiting for each acknowledgement before
-        sending the next: one round trip for the lot instead of one per event.
+        sending the next: one round trip for the lot instead of one per event
+        (`headers[i]`, if given, go with `events[i]`).
 
         Returns once every one is stored; otherwise raises `PublishIncomplete`, which
         says how many leading events are known to be stored (the outbox relay marks
-        those). The others may be stored too: publishing them again stores no copy.
+        those). The others may be stored too: publishing them again is harmless.
         """
-        if self._server is None or len(events) < 2:
-            await self._publish_one_by_one(events, timeout)
-            return
-        js = self._server.js
-        pending: list[asyncio.Future[Any]] = []
-        try:
-            # Sent in order by awaiting each send; only the acknowledgements overlap.
-            for event in events:
-                pending.append(
-                    await js.publish_async(
-                        event_subject(event.type),
-                        event.model_dump_json().encode(),
-                        stream=EVENTS_STREAM,
-                        headers=_event_headers(event),
-                    )
-                )
-            async with asyncio.timeout(timeout):
-                await asyncio.wait(pending)
-        except Exception as exc:
-            raise PublishIncomplete(_leading_successes(pending)) from exc
-        finally:
-            for future in pending:
-                future.cancel()  # an acknowledgement that never came frees its slot
-        acknowledged = _leading_successes(pending)
-        if acknowledged < len(events):
-            raise PublishIncomplete(acknowledged) from pending[acknowledged].exception()
-
-    async def _publish_one_by_one(self, events: Sequence[Envelope], timeout: float) -> None:  # noqa: ASYNC109
-        for done, event in enumerate(events):
-            try:
-                await self.publish_event(event, timeout)
-            except Exception as exc:
-                raise PublishIncomplete(done) from exc
-
-    async def _publish(
-        self,
-        subject: str,
-        body: str | bytes,
-        headers: dict[str, str],
-        stream: str,
-        timeout: float = PUBLISH_TIMEOUT,  # noqa: ASYNC109
-    ) -> None:
-        if self._server is not None:
-            payload = body.encode() if isinstance(body, str) else body
-            await self._server.js.publish(
-                subject, payload, timeout=timeout, stream=stream, headers=headers
-            )
-        else:  # the in-memory broker hands text to its handlers as text, bytes as bytes
-            await self.broker.publish(
-                body, subject, headers=headers, stream=stream, timeout=timeout
-            )
+        each = headers or [None] * len(events)
+        messages = [_outgoing(event, extra) for event, extra in zip(events, each, strict=True)]
+        await self.transport.publish_many(messages, timeout)
 
     # --- consuming --------------------------------------------------------------------
 
@@ -315,112 +216,111 @@ class Bus:
             },
             redeliveries=metrics.message_redeliveries.labels(self.service, subject),
         )
-        self._consumers.append(registration)
+        subscription = Subscription(
+            subject=subject,
+            name=registration.durable,
+            capacity=IN_FLIGHT,
+            dead_letters=deadletter_subject(consumer, event_type),
+        )
 
-        async def receive_in_memory(msg: NatsMessage) -> None:
-            await self._receive(registration, msg.raw_message)
+        async def receive(delivery: Delivery) -> None:
+            await self._receive(registration, delivery)
 
-        self.broker.subscriber(
-            subject,
-            stream=self._events,
-            durable=registration.durable,
-            pull_sub=PullSub(batch_size=IN_FLIGHT),
-            ack_policy=AckPolicy.MANUAL,
-            # The body stays bytes: FastStream's own JSON decoding would raise on some
-            # bodies (nested too deep, or not what their content-type says) before any
-            # handler runs, and the message would come back forever.
-            decoder=_raw_body,
-        )(receive_in_memory)
+        self.transport.subscribe(subscription, receive)
 
-    async def _receive(self, consumer: _Consumer, msg: Msg) -> None:
+    async def _receive(self, consumer: _Consumer, delivery: Delivery) -> None:
         started = time.perf_counter()
-        if _delivery_count(msg) > 1:
+        if delivery.attempt > 1:
             consumer.redeliveries.inc()
+        token = _incoming.set(delivery.headers)
         try:
-            outcome = await self._settle(consumer, msg)
+            outcome = await self._settle(consumer, delivery)
         except Exception as exc:  # the dead letter could not be published (broker)
             log.warning("event not settled", error=f"{type(exc).__name__}: {exc}")
             with contextlib.suppress(Exception):  # unacknowledged, it comes back anyway
-                await msg.nak(delay=5.0)
+                await delivery.retry(5.0)
             outcome = "retry"
+        finally:
+            _incoming.reset(token)
         consumer.latency.observe(time.perf_counter() - started)
         consumer.outcomes[outcome].inc()
 
-    async def _settle(self, consumer: _Consumer, msg: Msg) -> str:
+    async def _settle(self, consumer: _Consumer, delivery: Delivery) -> str:
         try:
-            event = Envelope.model_validate_json(msg.data)
+            event = Envelope.model_validate_json(delivery.body)
         except ValidationError as exc:
-            await self._dead_letter(msg, consumer, f"unparseable event: {exc}")
+            await self._dead_letter(delivery, consumer, f"unparseable event: {exc}")
             return "dead_letter"
         try:
             await consumer.handler(event)
         except (PermanentError, ValidationError) as exc:  # bad data stays bad: no retry
-            await self._dead_letter(msg, consumer, f"{type(exc).__name__}: {exc}")
+            await self._dead_letter(delivery, consumer, f"{type(exc).__name__}: {exc}")
             return "dead_letter"
         except Exception as exc:
-            attempt = _delivery_count(msg)
+            attempt = delivery.attempt
             if attempt >= self.max_deliveries:
-                await self._dead_letter(msg, consumer, f"{type(exc).__name__}: {exc}")
+                await self._dead_letter(delivery, consumer, f"{type(exc).__name__}: {exc}")
                 return "dead_letter"
             log.warning("event handler failed", event_id=event.id, attempt=attempt, error=str(exc))
-            await msg.nak(delay=retry_delay(attempt))
+            await delivery.retry(retry_delay(attempt))
             return "retry"
-        await msg.ack()
+        await delivery.ack()
         return "ok"
 
-    async def _dead_letter(self, msg: Msg, consumer: _Consumer, error: str) -> None:
+    async def _dead_letter(self, delivery: Delivery, consumer: _Consumer, error: str) -> None:
+        """Publish the event with its error to the dead-letter subject, then ack it: the
+        error is kept with it, whichever the broker."""
         log.error(
             "event dead-lettered",
             consumer=consumer.name,
             event_type=consumer.event_type,
             error=error,
         )
-        body = msg.data
-        headers = {DEADLETTER_ERROR_HEADER: error[:1000], DEADLETTER_CONSUMER_HEADER: consumer.name}
+        body = delivery.body
+        headers = {
+            **delivery.headers,
+            DEADLETTER_ERROR_HEADER: error[:1000],
+            DEADLETTER_CONSUMER_HEADER: consumer.name,
+        }
         if len(body) > DEADLETTER_MAX_BODY:
             # With its headers it might not fit the broker's payload limit any more.
             body, headers["x-truncated-from"] = body[:DEADLETTER_MAX_BODY], str(len(body))
         subject = deadletter_subject(consumer.name, consumer.event_type)
-        await self._publish(subject, body, headers, DEADLETTER_STREAM)
-        await msg.ack()
+        await self.transport.publish_dead_letter(Outgoing(subject, body, _plain(headers)))
+        await delivery.ack()
 
     # --- request/reply ----------------------------------------------------------------
 
     def on_request(self, subject: str, handler: RequestHandler) -> None:
         """Answer requests on `subject` (one replica answers each); errors become replies.
         Call it before `start()`."""
-        self._responders.append((subject, handler))
 
-        async def answer_in_memory(msg: NatsMessage) -> dict[str, Any]:
-            return await _answer(subject, handler, msg.body)
-
-        self.broker.subscriber(subject, queue=f"{self.service}-rpc")(answer_in_memory)
-
-    def _responder(self, subject: str, handler: RequestHandler) -> Callable[[Msg], Awaitable[None]]:
-        async def respond(msg: Msg) -> None:
-            reply = json.dumps(await _answer(subject, handler, msg.data)).encode()
+        async def answer(body: bytes, headers: Headers) -> bytes:
+            token = _incoming.set(headers)
             try:
-                await msg.respond(reply)
-            except Exception as exc:  # the connection went: the caller times out
-                log.warning("reply not sent", subject=subject, error=repr(exc))
+                return json.dumps(await _answer(subject, handler, body)).encode()
+            finally:
+                _incoming.reset(token)
 
-        return respond
+        self.transport.respond(subject, f"{self.service}-rpc", answer)
 
     async def request(
         self,
         subject: str,
         payload: dict[str, Any],
         timeout: float = 2.0,  # noqa: ASYNC109
+        *,
+        headers: Headers | None = None,
     ) -> Any:
         body_out = json.dumps(payload).encode()
         deadline = time.monotonic() + timeout
         for attempt in itertools.count():
             try:
-                body = await self._request(subject, body_out, timeout)
+                body = await self.transport.request(subject, body_out, headers or {}, timeout)
                 break
             except TimeoutError as exc:
                 raise RemoteError("timeout", f"no answer on {subject} within {timeout}s") from exc
-            except NoRespondersError as exc:
+            except NoResponders as exc:
                 # Nobody listens right now (a responder restarting, or its subscription
                 # not yet known everywhere): try again while the caller's budget lasts.
                 pause = backoff(attempt, initial=0.02, maximum=0.5)
@@ -433,13 +333,6 @@ class Bus:
         if "error" in answer:
             raise RemoteError(answer["error"]["code"], answer["error"]["detail"])
         return answer["ok"]
-
-    async def _request(self, subject: str, body: bytes, timeout: float) -> bytes:  # noqa: ASYNC109
-        if self._server is not None:
-            reply = await self._server.connection.request(subject, body, timeout=timeout)
-            return reply.data
-        answer = await self.broker.request(body, subject, timeout=timeout)
-        return bytes(answer.body)
 
 
 async def _answer(subject: str, handler: RequestHandler, body: bytes) -> dict[str, Any]:
@@ -455,27 +348,20 @@ async def _answer(subject: str, handler: RequestHandler, body: bytes) -> dict[st
         return {"error": {"code": "internal", "detail": type(exc).__name__}}
 
 
-def _event_headers(event: Envelope) -> dict[str, str]:
-    return {"Nats-Msg-Id": event.id, "ce-type": event.type}
+def _outgoing(event: Envelope, headers: Headers | None) -> Outgoing:
+    return Outgoing(
+        event_subject(event.type),
+        event.model_dump_json().encode(),
+        {**(headers or {}), "ce-type": event.type},
+        message_id=event.id,
+    )
 
 
-def _leading_successes(futures: Sequence[asyncio.Future[Any]]) -> int:
-    count = 0
-    for future in futures:
-        if not future.done() or future.cancelled() or future.exception() is not None:
-            break
-        count += 1
-    return count
+# Headers a broker sets on delivery, not carried over to a dead letter: the dead letter is
+# a new message (NATS refuses a second `Nats-Msg-Id` within its window; RabbitMQ counts
+# deliveries of the dead-letter queue itself).
+_DELIVERY_HEADERS = {"Nats-Msg-Id", "x-delivery-count", "x-death", "x-first-death-reason"}
 
 
-async def _raw_body(msg: StreamMessage[Any]) -> Any:
-    return msg.body
-
-
-def _delivery_count(msg: Msg) -> int:
-    try:
-        metadata = msg.metadata
-    except NotJSMessageError:  # a core NATS message (the in-memory test broker)
-        return 1
-    sequence = getattr(metadata, "num_delivered", None)
-    return int(sequence) if sequence else 1
+def _plain(headers: Headers) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k not in _DELIVERY_HEADERS}

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from bazaar.platform.brokers import check_broker_url
+
 # A bad value of these is not echoed in the error: it would end up in a log.
 _SECRET = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY\b|_URL\b")  # URLs may hold a password
 
@@ -36,8 +38,8 @@ class ServiceSettings(BaseSettings):
     database_url: str = Field(default="", description="SQLAlchemy URL; empty: a SQLite file.")
     broker_url: str = Field(
         default="nats://127.0.0.1:4222",
-        pattern=r"^(nats|tls)://[^\s,]+(,(nats|tls)://[^\s,]+)*$",
-        description="nats:// (or tls://) URLs of the broker, comma-separated for a cluster.",
+        description="The broker: nats:// (or tls://) URLs, comma-separated for a cluster; "
+        "amqp:// (or amqps://) for RabbitMQ; memory://NAME in tests.",
     )
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     log_format: str = Field(default="json", pattern="^(json|console)$")
@@ -61,6 +63,11 @@ class ServiceSettings(BaseSettings):
         pattern=r"^https?://\S+$",
         description="Where the auth service publishes its signing keys.",
     )
+
+    @field_validator("broker_url")
+    @classmethod
+    def _a_broker_offered(cls, url: str) -> str:
+        return check_broker_url(url)  # its message lists the schemes offered, and why
 
     @field_validator("database_url")
     @classmethod

@@ -5,6 +5,9 @@ import pytest
 
 from bazaar.testing import NatsServer
 
+# Every broker the bus runs on, for the tests that run once per broker.
+from bazaar.testing.brokers import broker, rabbitmq_node, real_broker, restartable  # noqa: F401
+
 
 @pytest.fixture
 def nats(tmp_path: Path) -> Iterator[NatsServer]:

@@ -30,7 +30,7 @@ def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
-        ("BAZAAR_BROKER_URL", "amqp://guest:hunter2@broker:5672"),
+        ("BAZAAR_BROKER_URL", "kafka://guest:hunter2@broker:9092"),
         ("BAZAAR_BROKER_URL", "nats://ok:4222,ftp://not-ok"),
         ("BAZAAR_DATABASE_URL", "nonsense://nowhere"),
         ("BAZAAR_DATABASE_URL", "postgresql+nodriver://u:hunter2@db/x"),

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -47,9 +48,13 @@ def publication_tried(bus: Bus) -> asyncio.Event:
     """Set once the bus's `publish_events` is called, from now on."""
     tried, publish = asyncio.Event(), bus.publish_events
 
-    async def spied(events: Sequence[Envelope], timeout: float = PUBLISH_TIMEOUT) -> None:  # noqa: ASYNC109
+    async def spied(
+        events: Sequence[Envelope],
+        timeout: float = PUBLISH_TIMEOUT,  # noqa: ASYNC109
+        **options: Any,  # headers
+    ) -> None:
         tried.set()
-        await publish(events, timeout)
+        await publish(events, timeout, **options)
 
     bus.publish_events = spied  # type: ignore[method-assign]
     return tried
