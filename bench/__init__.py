@@ -9,6 +9,8 @@ does hits each side alike:
 - checkout at saturation (orders that reach `paid` per second) and at a fixed arrival
   rate (latency from POST /api/checkout to `paid`), against the same work done by a plain
   monolith in one process and one transaction per order (`bench/monolith.py`);
+- checkout with tracing every order (OpenTelemetry at 100 %, exported to the local trace
+  store) against tracing off, on two platforms in alternating rounds (`bench/tracing.py`);
 - the platform's event bus against raw nats-py JetStream on the same server;
 - the memory of every process.
 

@@ -38,6 +38,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
     table += _checkout_rows(results.get("saturation"), results.get("monolith"))
     table += _cpu_rows(results.get("saturation"), results.get("monolith"))
     table += _fixed_rate_rows(results.get("fixed_rate"))
+    table += _tracing_rows(results.get("tracing"))
     table += _bus_rows(results.get("bus"))
     table += _memory_rows(results.get("memory"))
     table += _idle_cpu_rows(results.get("idle_cpu_pct"))
@@ -147,6 +148,27 @@ def _fixed_rate_rows(fixed: dict[str, Any] | None) -> list[Row]:
             f" / p99 {_n(fixed['paid_p99_ms'])} ms",
             f"{fixed['late_starts']} late starts",
         )
+    ]
+
+
+def _tracing_rows(traced: dict[str, Any] | None) -> list[Row]:
+    problem = _failed(traced)
+    if problem or traced is None:
+        return [("checkout, tracing", "", problem or "", "", "")]
+    ratios = {
+        "off": f"throughput on/off {_n(traced['throughput_on_over_off'], 3)}",
+        "on": f"CPU on/off {_n(traced['cpu_on_over_off'], 3)}",
+    }
+    labels = {"off": "tracing off", "on": "tracing 100 %"}
+    return [
+        (
+            "checkout, tracing" if i == 0 else "",
+            labels[name],
+            f"{_n(traced[name]['paid_per_s'], 1)} paid/s",
+            f"{_n(traced[name]['cpu_ms_per_paid_order'], 1)} ms CPU / paid order",
+            ratios[name],
+        )
+        for i, name in enumerate(("off", "on"))
     ]
 
 

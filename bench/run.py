@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from bench import checkout, child, messaging, procfs, profile, reads
+from bench import checkout, child, messaging, procfs, profile, reads, tracing
 from bench.floor import floor_server
 from bench.sizes import Sizes
 from bench.stats import ratio
@@ -21,7 +21,7 @@ from bench.target import Target
 
 Say = Callable[[str], None]
 DEFAULT_PROFILED = ("order", "gateway", "inventory")
-SECTIONS = ("reads", "bus", "monolith", "saturation", "fixed_rate")
+SECTIONS = ("reads", "bus", "monolith", "saturation", "fixed_rate", "tracing")
 
 
 class Run:
@@ -180,6 +180,12 @@ class Run:
             **checkout.throughput(placed),
             **checkout.summary(placed),
         }
+
+    async def tracing(self) -> dict[str, Any]:
+        """Checkout with tracing every order against tracing off, side by side."""
+        if not self.target.embedded:
+            return {"skipped": "needs the embedded platform the bench starts"}
+        return await tracing.measure(self.target, self.sizes, self.say)
 
     def _ratios(self) -> None:
         saturation, monolith = self.results.get("saturation", {}), self.results.get("monolith", {})

@@ -29,6 +29,11 @@ class Sizes:
     settle_seconds: float
     # how long to wait for the last orders to reach a final status
     drain_seconds: float
+    # tracing's cost: rounds of this many closed-loop orders by this many shoppers, on each
+    # of two platforms (tracing off, tracing every checkout), alternately
+    tracing_rounds: int = 3
+    tracing_orders: int = 300
+    tracing_shoppers: int = 16
 
 
 FULL = Sizes(
@@ -65,4 +70,7 @@ SMOKE = Sizes(
     fixed_rate_seconds=0.1,
     settle_seconds=0.0,
     drain_seconds=30.0,
+    tracing_rounds=1,
+    tracing_orders=6,
+    tracing_shoppers=2,
 )

@@ -27,6 +27,13 @@ GENEROUS_LIMITS = {
 }
 
 
+# Every section measures the platform with tracing off (no instrumentation installed),
+# as the numbers before tracing existed did; the tracing section compares it with one
+# more platform that traces every checkout (bench/tracing.py).
+TRACING_OFF = {"OTEL_SDK_DISABLED": "true"}
+TRACING_ON = {"OTEL_TRACES_SAMPLER": "always_on"}
+
+
 class TargetError(Exception):
     """The platform to measure could not be started or found."""
 
@@ -55,20 +62,35 @@ def open_target(say: Callable[[str], None] = print) -> Iterator[Target]:
         yield attach(url, Path(home) if home else None)
         return
     with tempfile.TemporaryDirectory(prefix="bazaar-bench-") as folder:
-        platform = Platform(Path(folder) / "home", free_ports(1)[0], extra_env=GENEROUS_LIMITS)
         say(f"starting the embedded platform in {folder}")
-        try:
-            platform.start(timeout=START_TIMEOUT)
-        except Exception as exc:
-            raise TargetError(f"the platform did not start: {exc}") from exc
-        try:
-            yield Target(
-                public_url=platform.public_url,
-                urls=platform.urls,
-                pids={name: pid for name, pid in platform.pids.items() if pid},
-            )
-        finally:
-            platform.stop()
+        with _started(Path(folder), TRACING_OFF) as target:
+            yield target
+
+
+@contextmanager
+def extra_platform(env: dict[str, str], say: Callable[[str], None] = print) -> Iterator[Target]:
+    """One more embedded platform, `env` added to its processes' environment."""
+    with tempfile.TemporaryDirectory(prefix="bazaar-bench-") as folder:
+        say(f"  starting another embedded platform in {folder}")
+        with _started(Path(folder), env) as target:
+            yield target
+
+
+@contextmanager
+def _started(folder: Path, env: dict[str, str]) -> Iterator[Target]:
+    platform = Platform(folder / "home", free_ports(1)[0], extra_env={**GENEROUS_LIMITS, **env})
+    try:
+        platform.start(timeout=START_TIMEOUT)
+    except Exception as exc:
+        raise TargetError(f"the platform did not start: {exc}") from exc
+    try:
+        yield Target(
+            public_url=platform.public_url,
+            urls=platform.urls,
+            pids={name: pid for name, pid in platform.pids.items() if pid},
+        )
+    finally:
+        platform.stop()
 
 
 def attach(url: str, home: Path | None) -> Target:

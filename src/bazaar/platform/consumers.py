@@ -20,11 +20,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bazaar.platform.bus import BadRequest, Bus, PermanentError
+from bazaar.platform import telemetry
+from bazaar.platform.bus import BadRequest, Bus, PermanentError, incoming_headers
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope
 from bazaar.platform.inbox import Inbox
-from bazaar.platform.messagetrace import consumer_span, responder_span
+from bazaar.platform.messagetrace import consumer_span, request_span, responder_span
 
 Payload = TypeVar("Payload", bound=BaseModel)
 Handler = Callable[[AsyncSession, Payload, Envelope], Awaitable[None]]
@@ -90,9 +91,8 @@ def answer(
     JSON. Call it before the bus starts."""
 
     async def on_request(body: dict[str, Any]) -> dict[str, Any]:
-        # The caller's context would come in the request's headers, which the bus does not
-        # hand to responders yet: until it does, the answer starts a trace of its own.
-        with responder_span(subject, None):
+        # The caller's trace goes on here: `ask` sent its context in the headers.
+        with responder_span(subject, incoming_headers()):
             try:
                 request = contract.model_validate(body)
             except ValidationError as exc:
@@ -101,3 +101,13 @@ def answer(
             return reply.model_dump(mode="json")
 
     bus.on_request(subject, on_request)
+
+
+async def ask(bus: Bus, subject: str, request: BaseModel, *, timeout: float) -> Any:  # noqa: ASYNC109
+    """The caller's side of `answer`: send `request` on `subject`, return the reply's `ok`
+    part (`RemoteError` as `Bus.request` raises it). The call is a CLIENT span, whose
+    context the request's headers carry to the responder."""
+    with request_span(subject):
+        headers = telemetry.trace_context() or None
+        payload = request.model_dump(mode="json")
+        return await bus.request(subject, payload, timeout=timeout, headers=headers)

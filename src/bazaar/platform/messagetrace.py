@@ -7,9 +7,10 @@
   (`publication_spans`); its consumers handle it in a CONSUMER span that does too, and
   links to it (`consumer_span`). One checkout is thus one trace, whichever process
   relayed or consumed its events, and however late.
-- Request/reply (the price quote): a CLIENT span around the request (`request_span`) and a
-  SERVER span around the answer (`responder_span`), parented by the request's headers
-  when the bus hands them over.
+- The relay also sends each event's context as W3C message headers (`trace_headers`).
+- Request/reply (the price quote): a CLIENT span around the request (`request_span`),
+  whose context travels in the request's headers (`consumers.ask`), and a SERVER span
+  around the answer (`responder_span`), its child.
 
 Every helper costs nothing while tracing is off (`telemetry.enabled()`).
 """
@@ -32,6 +33,15 @@ def traced(event: Envelope) -> Envelope:
         return event
     context = telemetry.trace_context()
     return event.model_copy(update=context) if context else event
+
+
+def trace_headers(events: Sequence[Envelope]) -> list[Mapping[str, str] | None] | None:
+    """Each event's trace context as message headers too (`traceparent`, `tracestate`:
+    what a broker's own tooling, or a consumer outside Bazaar, looks for); None when none
+    of them carries any."""
+    if not any(e.traceparent for e in events):
+        return None
+    return [e.trace_context or None for e in events]
 
 
 def _attributes(event: Envelope, operation: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from bazaar.platform.bus import Bus, PublishIncomplete
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope
 from bazaar.platform.logs import get_logger
-from bazaar.platform.messagetrace import publication_spans, traced
+from bazaar.platform.messagetrace import publication_spans, trace_headers, traced
 from bazaar.platform.messaging_tables import outbox
 
 log = get_logger(__name__)
@@ -179,7 +179,7 @@ class OutboxRelay:
         envelopes = [Envelope.model_validate(row.envelope) for row in rows]
         try:
             with publication_spans(envelopes):
-                await self._bus.publish_events(envelopes)
+                await self._bus.publish_events(envelopes, headers=trace_headers(envelopes))
         except PublishIncomplete as exc:
             done.extend(seqs[: exc.acknowledged])
             raise

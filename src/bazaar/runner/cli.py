@@ -11,6 +11,7 @@ bazaar logs PROCESS      the tail of a process's log (-f to follow)
 bazaar keys rotate       a new signing key for access tokens; expired ones retired
 bazaar check             prove the checkout's invariants on the services' data
 bazaar deadletters       list (or `replay SEQ|--all`) the events consumers gave up on
+bazaar trace ORDER_ID    draw an order's trace across the services (the local store)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from rich.table import Table
 from bazaar.runner import inspect_commands, scaffold
 from bazaar.runner.demo import admin_login, demo_file
 from bazaar.runner.home import Home, default_home, tail
+from bazaar.runner.ops import terminal
 from bazaar.runner.platform import Platform, StartupError, already_running
 from bazaar.runner.ports import PortInUse, ensure_free
 from bazaar.runner.probes import probe_for
@@ -112,6 +114,7 @@ def parser() -> argparse.ArgumentParser:
     new_.add_argument("--root", type=Path, default=Path(), help="the checkout (default: .)")
     new_.set_defaults(run=new)
     inspect_commands.add_commands(commands)
+    terminal.add_command(commands)
     return root
 
 

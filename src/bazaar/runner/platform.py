@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from bazaar.runner import cluster, smtp, tasks
 from bazaar.runner.demo import demo_file
 from bazaar.runner.home import Home
+from bazaar.runner.ops import launch as ops
 from bazaar.runner.ports import LOOPBACK, ensure_free, free_ports
 from bazaar.runner.probes import http_ok, tcp_open
 from bazaar.runner.scrape import write_targets
@@ -260,7 +261,12 @@ class Platform:
     def _plan_ports(self) -> dict[str, dict[str, int]]:
         if self.cluster is not None:
             return self._plan_cluster_ports(self.cluster)
-        wanted: list[tuple[str, str]] = [("nats", "client"), ("nats", "monitor"), ("smtp", "smtp")]
+        wanted: list[tuple[str, str]] = [
+            ("nats", "client"),
+            ("nats", "monitor"),
+            ("smtp", "smtp"),
+            (ops.NAME, "http"),
+        ]
         for service in self.services:
             if not service.public:
                 wanted.append((service.name, main_role(service)))
@@ -308,7 +314,13 @@ class Platform:
         if self.cluster is not None:
             env["BAZAAR_SAGA_LEASE_SECONDS"] = str(self.cluster.saga_lease_seconds)
         env.update(self._extra_env)
-        return env
+        # Traces to the ops server unless told otherwise (see runner/ops/launch.py).
+        env.update(ops.tracing_env(env, self.ports[ops.NAME]["http"]))
+        return ops.without_service_name(env)
+
+    def _ops_spec(self) -> ProcessSpec:
+        port = self.ports[ops.NAME]["http"]
+        return ops.ops_spec(self._python, self.home, port, self.env, INFRASTRUCTURE_TIER)
 
     def _module(self, service: ServiceSpec, *args: str) -> list[str]:
         return [self._python, "-m", service.module, *args]
@@ -346,6 +358,7 @@ class Platform:
             )
         )
         self._supervisor.start(self._smtp_spec())
+        self._supervisor.start(self._ops_spec())
 
     def _service_spec(
         self, service: ServiceSpec, *, seed: bool = False, replica: int = 0
@@ -381,7 +394,7 @@ class Platform:
     # -- the cluster topology --------------------------------------------------------
 
     def _plan_cluster_ports(self, shape: ClusterShape) -> dict[str, dict[str, int]]:
-        wanted: list[tuple[str, str]] = [("smtp", "smtp"), ("lb", "admin")]
+        wanted: list[tuple[str, str]] = [("smtp", "smtp"), ("lb", "admin"), (ops.NAME, "http")]
         if not shape.postgres_url:
             wanted.append(("postgres", "postgres"))
         for index in range(1, shape.nats_nodes + 1):
@@ -447,6 +460,7 @@ class Platform:
             self._supervisor.start(self._nats_node_spec(nats_node_name(index), routes))
             names.append(nats_node_name(index))
         self._supervisor.start(self._smtp_spec())
+        self._supervisor.start(self._ops_spec())
         return [*names, "smtp"]
 
     def _postgres_spec(self) -> ProcessSpec:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bazaar.platform import telemetry
-from bazaar.platform.consumers import consume
+from bazaar.platform.bus import Bus
+from bazaar.platform.consumers import answer, ask, consume
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope, new_event
 from bazaar.platform.logs import configure_logging, get_logger
@@ -144,11 +146,15 @@ class FakeBus:
     def __init__(self) -> None:
         self.handlers: dict[str, Callable[[Envelope], Awaitable[None]]] = {}
         self.published: list[Envelope] = []
+        self.headers: list[dict[str, str] | None] | None = None
 
     def on_event(self, event_type: str, consumer: str, handler: Any) -> None:
         self.handlers[event_type] = handler
 
-    async def publish_events(self, events: list[Envelope]) -> None:
+    async def publish_events(
+        self, events: list[Envelope], headers: list[dict[str, str] | None] | None = None
+    ) -> None:
+        self.headers = headers
         for event in events:
             self.published.append(event)
             await self.handlers[event.type](event)
@@ -174,6 +180,7 @@ async def test_an_event_continues_the_trace_it_was_written_in(
     relay = OutboxRelay(db, bus, "shop")  # type: ignore[arg-type]
     assert await relay.publish_pending() == 1
     assert handled, "the consumer never ran"
+    assert bus.headers == [{"traceparent": written["traceparent"]}]  # W3C headers too
 
     finished = spans.get_finished_spans()
     trace_id = checkout.context.trace_id
@@ -227,3 +234,35 @@ async def _only_outbox_envelope(db: Database) -> dict[str, Any]:
     assert len(rows) == 1
     envelope: dict[str, Any] = rows[0]
     return envelope
+
+
+class Prices(BaseModel):
+    product_ids: list[str]
+
+
+class Priced(BaseModel):
+    total: int
+
+
+async def test_a_request_and_its_answer_are_one_trace(spans: InMemorySpanExporter) -> None:
+    bus = Bus(f"memory://telemetry-{uuid.uuid4().hex}", "shop")
+
+    async def price(request: Prices) -> Priced:
+        return Priced(total=100 * len(request.product_ids))
+
+    answer(bus, "bazaar.rpc.test.price", contract=Prices, responder=price)
+    await bus.start()
+    try:
+        with telemetry.span("checkout") as checkout:
+            assert checkout is not None
+            reply = await ask(bus, "bazaar.rpc.test.price", Prices(product_ids=["a"]), timeout=2)
+    finally:
+        await bus.stop()
+    assert reply == {"total": 100}
+    finished = spans.get_finished_spans()
+    sent = by_name(finished, "send bazaar.rpc.test.price")
+    answered = by_name(finished, "process bazaar.rpc.test.price")
+    assert sent.kind is SpanKind.CLIENT and answered.kind is SpanKind.SERVER
+    assert sent.parent is not None and sent.parent.span_id == checkout.context.span_id
+    assert answered.parent is not None and answered.parent.span_id == sent.context.span_id
+    assert answered.context.trace_id == checkout.context.trace_id

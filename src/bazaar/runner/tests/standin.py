@@ -41,7 +41,8 @@ def standins(*, grpc: bool = True) -> tuple[ServiceSpec, ...]:
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        body = json.dumps({k: v for k, v in os.environ.items() if k.startswith("BAZAAR_")}).encode()
+        wiring = {k: v for k, v in os.environ.items() if k.startswith(("BAZAAR_", "OTEL_"))}
+        body = json.dumps(wiring).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

@@ -42,6 +42,7 @@ def test_everything_runs_ready_and_wired(platform: Platform) -> None:
     assert [s.name for s in platform.snapshots()] == [
         "nats",
         "smtp",
+        "ops",
         "auth",
         "inventory",
         "notification",
@@ -58,6 +59,10 @@ def test_everything_runs_ready_and_wired(platform: Platform) -> None:
     assert env["BAZAAR_INVENTORY_ADDR"] == platform.url("inventory")
     assert env["BAZAAR_MAILDIR"] == str(platform.home.mail)
     assert env["BAZAAR_LOG_FORMAT"] == "json"
+    # Traces go to the ops server's local store (nothing else was configured).
+    ops = platform.urls["ops"]
+    assert env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == f"{ops}/v1/traces"
+    assert env["BAZAAR_OPS_API_URL"] == ops
     assert "BAZAAR_OPS_PORT" not in env
     inventory = fetch_json(f"http://127.0.0.1:{platform.ports['inventory']['ops']}/env")
     assert inventory["BAZAAR_PORT"] == str(platform.ports["inventory"]["grpc"])
@@ -67,7 +72,8 @@ def test_everything_runs_ready_and_wired(platform: Platform) -> None:
 def test_every_port_is_distinct(platform: Platform) -> None:
     ports = [port for roles in platform.ports.values() for port in roles.values()]
 
-    assert len(ports) == len(set(ports)) == 8  # nats 2, smtp, auth, inventory 2, worker, gateway
+    # nats 2, smtp, ops, auth, inventory 2, worker, gateway
+    assert len(ports) == len(set(ports)) == 9
 
 
 def test_migrations_and_seeds_ran_once_with_the_demo_files(platform: Platform) -> None:
@@ -131,7 +137,7 @@ def test_stop_leaves_nothing_behind_and_a_restart_keeps_the_data(tmp_path: Path)
 
     platform.stop()
 
-    assert len(pids) == 6
+    assert len(pids) == 7  # nats, smtp, ops and four services
     eventually(lambda: not any(running(pid) for pid in pids), timeout=15)
     state = read_state(platform.home.state_file)
     assert state is not None and state["pid"] is None

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from bazaar.contracts.quotes import MAX_QUOTED_PRODUCTS, QUOTE_SUBJECT, QuoteReply, QuoteRequest
 from bazaar.platform.bus import Bus, RemoteError
+from bazaar.platform.consumers import ask
 from bazaar.services.cart.domain import Quote
 
 
@@ -54,9 +55,7 @@ class BusPricing:
     async def _ask(self, product_ids: list[str]) -> QuoteReply:
         request = QuoteRequest(product_ids=product_ids)
         try:
-            answer = await self._bus.request(
-                QUOTE_SUBJECT, request.model_dump(mode="json"), timeout=self._timeout
-            )
+            answer = await ask(self._bus, QUOTE_SUBJECT, request, timeout=self._timeout)
         except RemoteError as exc:
             if exc.code in ("timeout", "unavailable"):
                 raise PricingUnavailable(f"the catalog did not answer: {exc.detail}") from exc

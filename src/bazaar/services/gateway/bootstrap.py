@@ -17,6 +17,8 @@ from bazaar.platform.web import Resource, create_app
 from bazaar.services.gateway.admin import stock_admin
 from bazaar.services.gateway.api import install_openapi, public_api
 from bazaar.services.gateway.handlers import GatewayService
+from bazaar.services.gateway.ops import ops_pages
+from bazaar.services.gateway.opsapi import OpsApi
 from bazaar.services.gateway.pages import create_templates, install_page_errors
 from bazaar.services.gateway.settings import GatewaySettings
 from bazaar.services.gateway.storefront import storefront
@@ -50,6 +52,7 @@ def build_app(
     app.include_router(public_api(gateway))
     app.include_router(stock_admin)
     app.include_router(storefront)
+    app.include_router(ops_pages)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_page_errors(app, gateway)
     install_openapi(app)
@@ -78,6 +81,7 @@ def build_gateway(
         checkouts=CheckoutThrottle(settings.checkout_rate, limiter, tokens),
         templates=create_templates(),
         mail_folder=settings.mail_folder,
+        ops=OpsApi(settings.ops_api_url),
     )
 
 

@@ -5,7 +5,7 @@ dependencies are the services behind it and what checks its callers."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +13,7 @@ import jinja2
 
 from bazaar.platform.dependencies import uses
 from bazaar.platform.tokens import TokenVerifier
+from bazaar.services.gateway.opsapi import OpsApi
 from bazaar.services.gateway.throttling import CheckoutThrottle
 from bazaar.services.gateway.upstreams import Inventory, Upstreams
 
@@ -27,6 +28,8 @@ class GatewayService:
     checkouts: CheckoutThrottle  # each user's checkout budget, the API's and the storefront's
     templates: jinja2.Environment  # the storefront's pages
     mail_folder: Path  # the Maildir /mail reads
+    # The admins' ops page's source (`bazaar up` runs one); none by default.
+    ops: OpsApi = field(default_factory=lambda: OpsApi(""))
 
     async def upstreams_ready(self) -> None:
         """Every HTTP upstream's /healthz and inventory's gRPC health, asked all at once."""
@@ -40,7 +43,7 @@ class GatewayService:
             raise RuntimeError(", ".join(failures))
 
     async def aclose(self) -> None:
-        await asyncio.gather(self.upstreams.aclose(), self.inventory.aclose())
+        await asyncio.gather(self.upstreams.aclose(), self.inventory.aclose(), self.ops.aclose())
 
 
 Gateway = Annotated[GatewayService, uses(GatewayService)]

@@ -35,6 +35,11 @@ class GatewaySettings(ServiceSettings):
         default="10 per 10 seconds",
         description="Checkouts one user may start (429 past it); the storefront's count too.",
     )
+    ops_api_url: str = Field(
+        default="",
+        pattern=r"^(https?://\S+)?$",
+        description="The ops API of `bazaar up` (set by the runner); empty: no ops page data.",
+    )
     rate_limit_url: str = Field(
         default=MEMORY,
         pattern=r"^(memory://|rediss?://\S+)$",

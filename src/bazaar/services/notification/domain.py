@@ -5,7 +5,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from email.utils import parseaddr
 
 
@@ -56,6 +57,8 @@ class QueuedMail:
     event_id: str
     mail: Mail
     attempts: int
+    # The W3C trace context it was queued in: its send is a span of that trace.
+    trace_context: Mapping[str, str] = field(default_factory=dict)
 
 
 # Why an order was cancelled, as the customer should read it ("... because <words>").

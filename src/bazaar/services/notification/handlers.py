@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bazaar.contracts.events import OrderCancelled, OrderPaid
+from bazaar.platform import telemetry
 from bazaar.platform.bus import retry_delay
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope
@@ -92,7 +93,11 @@ class NotificationService:
         # A mail no relay would take (a header it cannot write) is refused now, not queued.
         self._mailer.compose(mail, event.id)
         about = {"order_id": mail.order_id, "kind": mail.kind, "event_id": event.id}
-        if not await MailRepository(session).queue(event.id, mail, self._clock()):
+        # The consumer's span is current: the mail's send continues its trace.
+        queued = MailRepository(session).queue(
+            event.id, mail, self._clock(), trace_context=telemetry.trace_context()
+        )
+        if not await queued:
             log.info("mail already queued or sent", **about)
             return
         session.info[_MAIL_QUEUED] = True
@@ -129,17 +134,28 @@ class NotificationService:
         """Send one mail; True if the relay refused it (or was away)."""
         mail = queued.mail
         about = {"order_id": mail.order_id, "kind": mail.kind, "event_id": queued.event_id}
-        try:
-            await self._mailer.send(self._mailer.compose(mail, queued.event_id))
-        except Exception as exc:  # the relay is down or refused it: the mail waits, and retries
-            log.warning(
-                "mail not sent",
-                attempt=queued.attempts,
-                error=f"{type(exc).__name__}: {exc}",
-                **about,
-            )
-            return True
-        log.info("mail sent", **about)
+        with telemetry.span(
+            "smtp send",
+            kind="client",
+            parent=queued.trace_context or None,
+            attributes={
+                "bazaar.order_id": mail.order_id,
+                "bazaar.mail.kind": str(mail.kind),
+                "bazaar.mail.attempt": queued.attempts,
+            },
+        ) as span:
+            try:
+                await self._mailer.send(self._mailer.compose(mail, queued.event_id))
+            except Exception as exc:  # the relay is down or refused it: it waits, and retries
+                telemetry.mark_error(span, f"{type(exc).__name__}: {exc}")
+                log.warning(
+                    "mail not sent",
+                    attempt=queued.attempts,
+                    error=f"{type(exc).__name__}: {exc}",
+                    **about,
+                )
+                return True
+            log.info("mail sent", **about)
         return False
 
     async def release_dead_holds(self) -> None:

@@ -10,7 +10,8 @@ name from before the queue because operators and `bazaar check` read it: a row w
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +57,8 @@ mails_sent = Table(
     # it waits before a retry after the relay refused it.
     Column("held_until", UtcDateTime(), nullable=True),
     Column("sent_at", UtcDateTime(), nullable=True),
+    # The W3C trace context (JSON) of the event that queued it, which its send continues.
+    Column("trace_context", Text, nullable=True),
     # Never two mails of one kind for one order, whatever events say so: the database
     # enforces it even when two deliveries race.
     UniqueConstraint("order_id", "kind", name="uq_mails_sent_order_kind"),
@@ -101,7 +104,16 @@ def _claim(limit: int) -> Any:
         update(mails_sent)
         .where(_c.event_id.in_(due.scalar_subquery()))
         .values(held_until=bindparam("hold_until"), attempts=_c.attempts + 1)
-        .returning(_c.event_id, _c.order_id, _c.kind, _c.to, _c.subject, _c.body, _c.attempts)
+        .returning(
+            _c.event_id,
+            _c.order_id,
+            _c.kind,
+            _c.to,
+            _c.subject,
+            _c.body,
+            _c.attempts,
+            _c.trace_context,
+        )
     )
 
 
@@ -118,12 +130,27 @@ _RETRY = (
 _RELEASE = update(mails_sent).where(_c.sent_at.is_(None)).values(held_until=None)
 
 
+def _trace_context(stored: str | None) -> dict[str, str]:
+    try:
+        context = json.loads(stored) if stored else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in context.items()} if isinstance(context, dict) else {}
+
+
 class MailRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def queue(self, event_id: str, mail: Mail, now: datetime) -> bool:
-        """Queue `mail` unless its order has one of its kind already; True if queued now."""
+    async def queue(
+        self,
+        event_id: str,
+        mail: Mail,
+        now: datetime,
+        trace_context: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Queue `mail` unless its order has one of its kind already; True if queued now.
+        `trace_context` (W3C headers) is the trace its send belongs to."""
         dialect = self._session.get_bind().dialect.name
         row = {
             "event_id": event_id,
@@ -133,6 +160,7 @@ class MailRepository:
             "subject": mail.subject,
             "body": mail.body,
             "queued_at": now,
+            "trace_context": json.dumps(dict(trace_context)) if trace_context else None,
         }
         result = await self._session.execute(_queue(dialect), row)
         return getattr(result, "rowcount", 0) == 1
@@ -145,6 +173,7 @@ class MailRepository:
                 row.event_id,
                 Mail(MailKind(row.kind), row.order_id, row.to, row.subject, row.body or ""),
                 row.attempts,
+                _trace_context(row.trace_context),
             )
             for row in rows
         ]

@@ -16,6 +16,7 @@ from bazaar.contracts.generated import inventory_pb2, inventory_pb2_grpc
 from bazaar.contracts.quotes import QUOTE_SUBJECT, QuoteReply, QuoteRequest
 from bazaar.platform.bus import Bus, RemoteError
 from bazaar.platform.clients import ResilientClient, UpstreamError
+from bazaar.platform.consumers import ask
 from bazaar.platform.grpc import create_channel
 from bazaar.platform.logs import get_logger
 from bazaar.services.order.domain import CartLine, Quote
@@ -243,9 +244,7 @@ class BusPricing:
         except ValidationError as exc:  # the catalog would refuse it just the same
             raise PricingRefused(f"no quote can be asked for these products: {exc}") from exc
         try:
-            reply = await self._bus.request(
-                QUOTE_SUBJECT, request.model_dump(mode="json"), timeout=self._timeout
-            )
+            reply = await ask(self._bus, QUOTE_SUBJECT, request, timeout=self._timeout)
         except RemoteError as exc:
             if exc.code == "bad_request":
                 raise PricingRefused(exc.detail) from exc

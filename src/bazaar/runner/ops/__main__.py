@@ -1,0 +1,5 @@
+import sys
+
+from bazaar.runner.ops.server import main
+
+sys.exit(main())
