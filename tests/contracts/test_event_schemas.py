@@ -18,14 +18,13 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from bazaar.contracts.events import OrderCancelled, OrderPaid, StockChanged
+from bazaar.contracts.events import OrderCancelled, OrderCreated, OrderPaid, StockChanged
 from bazaar.contracts.generated import inventory_pb2 as pb
 from bazaar.contracts.generated.inventory_pb2_grpc import InventoryStub
 from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope
 from bazaar.platform.messaging_tables import outbox
-from bazaar.services.cart.app import OrderCreated
 from bazaar.services.inventory.bootstrap import MIGRATIONS as INVENTORY_MIGRATIONS
 from bazaar.services.inventory.bootstrap import build_inventory
 from bazaar.services.inventory.domain import SeedStock
