@@ -270,7 +270,10 @@ def inject(carrier: MutableMapping[str, str]) -> None:
         carrier.update(trace_context())
 
 
-@contextlib.contextmanager
+# What `span` gives while tracing is off: reusable, it holds nothing.
+_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
 def span(
     name: str,
     *,
@@ -278,17 +281,28 @@ def span(
     attributes: Mapping[str, Any] | None = None,
     parent: Mapping[str, str] | None = None,
     links: Sequence[Mapping[str, str]] = (),
-) -> Iterator[Span | None]:
+) -> contextlib.AbstractContextManager[Span | None]:
     """A span around the block, current inside it; None (and no cost) when tracing is
     off. `parent` (W3C headers) makes it a child of a remote span instead of the current
     one; `links` (W3C headers each) tie it to other traces. An exception escaping the
     block is recorded on it and sets its status to error."""
     if _tracing is None:
-        yield None
-        return
+        return _NO_SPAN
+    return _span(_tracing, name, kind, attributes, parent, links)
+
+
+@contextlib.contextmanager
+def _span(
+    tracing: _Tracing,
+    name: str,
+    kind: SpanKind,
+    attributes: Mapping[str, Any] | None,
+    parent: Mapping[str, str] | None,
+    links: Sequence[Mapping[str, str]],
+) -> Iterator[Span]:
     from opentelemetry import trace
 
-    propagator = _tracing.propagator
+    propagator = tracing.propagator
     context = propagator.extract(dict(parent)) if parent is not None else None
     tied = [
         trace.Link(linked)
@@ -297,7 +311,7 @@ def span(
             linked := trace.get_current_span(propagator.extract(dict(carrier))).get_span_context()
         ).is_valid
     ]
-    with _tracing.tracer.start_as_current_span(
+    with tracing.tracer.start_as_current_span(
         name,
         context=context,
         kind=_kind(kind),

@@ -45,7 +45,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
 )
 
 # The processes the runner starts before any service.
-INFRASTRUCTURE: tuple[str, ...] = ("nats", "smtp")
+INFRASTRUCTURE: tuple[str, ...] = ("nats", "smtp", "ops")
 
 
 def process_names(services: tuple[ServiceSpec, ...] = SERVICES) -> list[str]:
@@ -97,6 +97,7 @@ def cluster_process_names(
         *(["postgres"] if not shape.postgres_url else []),
         *(nats_node_name(i) for i in range(1, shape.nats_nodes + 1)),
         "smtp",
+        "ops",
         "lb",
     ]
     replicas = [replica_name(s.name, i) for s in services for i in range(1, shape.replicas + 1)]

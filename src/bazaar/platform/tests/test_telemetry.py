@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -266,3 +268,23 @@ async def test_a_request_and_its_answer_are_one_trace(spans: InMemorySpanExporte
     assert sent.parent is not None and sent.parent.span_id == checkout.context.span_id
     assert answered.parent is not None and answered.parent.span_id == sent.context.span_id
     assert answered.context.trace_id == checkout.context.trace_id
+
+
+def test_off_a_service_process_loads_neither_the_sdk_nor_an_instrumentation() -> None:
+    """What a service does at start-up with tracing off, in a fresh interpreter."""
+    script = (
+        "import sys\n"
+        "from bazaar.platform.telemetry import start_tracing\n"
+        "from bazaar.platform.web import create_app\n"
+        "from bazaar.platform.db import Database\n"
+        "from bazaar.platform.grpc import create_channel\n"
+        "assert not start_tracing('shop', {'OTEL_SDK_DISABLED': 'true'})\n"
+        "create_app('shop'); Database('sqlite+aiosqlite:///:memory:')\n"
+        "create_channel('127.0.0.1:1')\n"
+        "loaded = [m for m in sys.modules if m.startswith(('opentelemetry.sdk',"
+        " 'opentelemetry.instrumentation', 'opentelemetry.exporter'))]\n"
+        "print(loaded)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

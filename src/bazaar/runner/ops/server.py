@@ -130,14 +130,24 @@ def handler_for(ops: Ops) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # An exporter that closed its kept-alive connection (its process stopped, or it
+        # timed out under load) is no error worth a traceback in the log.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 def _limit(raw: str) -> int:
     return min(int(raw), 200) if raw.isdigit() and int(raw) > 0 else 20
 
 
 def serve(home: Home, host: str, port: int, max_spans: int) -> None:
     store = TraceStore(home.root / "traces.db", max_spans)
-    server = ThreadingHTTPServer((host, port), handler_for(Ops(home, store)))
-    server.daemon_threads = True
+    server = _Server((host, port), handler_for(Ops(home, store)))
     signal.signal(signal.SIGTERM, _stop)
     print(f"ops: traces in {store.path} (at most {max_spans} spans), on {host}:{port}", flush=True)
     try:
