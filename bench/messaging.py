@@ -1,6 +1,7 @@
-"""The event bus: events published and consumed through the platform's `Bus` (FastStream,
-envelopes, manual acks, metrics), against raw nats-py JetStream doing the same on the same
-server and stream, in interleaved rounds.
+"""The event bus: events published and consumed through the platform's `Bus` (envelopes,
+dead-letter rules, manual acks, metrics), against the broker's raw client doing the same
+on the same server, in interleaved rounds: nats-py JetStream on NATS, aio-pika (publisher
+confirms, a quorum queue, manual acks) on RabbitMQ.
 
 Both sides publish one event at a time, awaiting the broker's acknowledgement (as the
 outbox relay does), while a durable pull consumer in the same process acks each event.
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import aio_pika
 import nats
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -73,15 +75,17 @@ async def timed_round(
 
 
 async def measure(broker_url: str, sizes: Sizes) -> dict[str, Any]:
+    if broker_url.startswith(("amqp://", "amqps://")):
+        raw = await RabbitRaw.open(broker_url)
+        try:
+            return await _measure(broker_url, sizes, raw.publish, raw.tally)
+        finally:
+            await raw.close()
     connection = await nats.connect(broker_url)
     js = connection.jetstream()
     await _forget_consumers(js)
-    bus, bus_tally = await _platform_side(broker_url)
     raw_tally = Tally()
     raw_consumer = asyncio.create_task(_consume_raw(js, raw_tally))
-
-    async def via_bus(number: int) -> None:
-        await bus.publish_event(new_event(BUS_TYPE, "bench", {"n": number}, str(number)))
 
     async def via_raw(number: int) -> None:
         event_id = str(uuid.uuid4())
@@ -92,6 +96,24 @@ async def measure(broker_url: str, sizes: Sizes) -> dict[str, Any]:
             timeout=5.0,
             headers={"Nats-Msg-Id": event_id},
         )
+
+    try:
+        return await _measure(broker_url, sizes, via_raw, raw_tally)
+    finally:
+        raw_consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await raw_consumer
+        await _forget_consumers(js)
+        await connection.close()
+
+
+async def _measure(
+    broker_url: str, sizes: Sizes, via_raw: Callable[[int], Awaitable[None]], raw_tally: Tally
+) -> dict[str, Any]:
+    bus, bus_tally = await _platform_side(broker_url)
+
+    async def via_bus(number: int) -> None:
+        await bus.publish_event(new_event(BUS_TYPE, "bench", {"n": number}, str(number)))
 
     sides = {"bus": (via_bus, bus_tally), "raw": (via_raw, raw_tally)}
     totals = {name: {"events": 0, "publish_seconds": 0.0, "total_seconds": 0.0} for name in sides}
@@ -107,12 +129,7 @@ async def measure(broker_url: str, sizes: Sizes) -> dict[str, Any]:
                 for key, seconds in timing.items():
                     totals[name][key] += seconds
     finally:
-        raw_consumer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await raw_consumer
         await bus.stop()
-        await _forget_consumers(js)
-        await connection.close()
     result: dict[str, Any] = {
         "rounds": sizes.bus_rounds,
         "events_per_round": sizes.bus_events,
@@ -178,3 +195,50 @@ async def _forget_consumers(js: JetStreamContext) -> None:
     for durable in (BUS_DURABLE, RAW_DURABLE):
         with contextlib.suppress(NotFoundError):
             await js.delete_consumer(EVENTS_STREAM, durable)
+
+
+class RabbitRaw:
+    """What a hand-written aio-pika service would do: publish persistent messages with
+    publisher confirms to a topic exchange, consume a quorum queue with manual acks."""
+
+    QUEUE = "bench.raw"
+
+    def __init__(self, connection: Any, exchange: Any) -> None:
+        self.connection = connection
+        self.exchange = exchange
+        self.tally = Tally()
+
+    @classmethod
+    async def open(cls, url: str) -> RabbitRaw:
+        connection = await aio_pika.connect_robust(url)
+        publishing = await connection.channel(publisher_confirms=True)
+        exchange = await publishing.declare_exchange(
+            "bench.raw", aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        consuming = await connection.channel()
+        await consuming.set_qos(prefetch_count=20)
+        queue = await consuming.declare_queue(
+            cls.QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await queue.purge()  # an earlier run's leftovers would count in this one's
+        await queue.bind("bench.raw", RAW_SUBJECT)
+        raw = cls(connection, exchange)
+
+        async def consume(message: Any) -> None:
+            await message.ack()
+            raw.tally.hit()
+
+        await queue.consume(consume)
+        return raw
+
+    async def publish(self, number: int) -> None:
+        event_id = str(uuid.uuid4())
+        message = aio_pika.Message(
+            _raw_envelope(event_id, number),
+            message_id=event_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await self.exchange.publish(message, RAW_SUBJECT, timeout=5.0)
+
+    async def close(self) -> None:
+        await self.connection.close()

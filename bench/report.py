@@ -36,10 +36,12 @@ def rows(results: dict[str, Any]) -> list[Row]:
     table: list[Row] = []
     table += _read_rows(results.get("reads"))
     table += _checkout_rows(results.get("saturation"), results.get("monolith"))
+    table += _rabbitmq_checkout_rows(results.get("rabbitmq"), results.get("saturation"))
     table += _cpu_rows(results.get("saturation"), results.get("monolith"))
     table += _fixed_rate_rows(results.get("fixed_rate"))
     table += _tracing_rows(results.get("tracing"))
     table += _bus_rows(results.get("bus"))
+    table += _rabbitmq_bus_rows(results.get("rabbitmq"))
     table += _memory_rows(results.get("memory"))
     table += _idle_cpu_rows(results.get("idle_cpu_pct"))
     return table
@@ -172,14 +174,45 @@ def _tracing_rows(traced: dict[str, Any] | None) -> list[Row]:
     ]
 
 
-def _bus_rows(bus: dict[str, Any] | None) -> list[Row]:
-    problem = _failed(bus)
-    if problem or bus is None:
-        return [("event bus", "", problem or "", "", "")]
-    labels = {"bus": "platform Bus", "raw": "raw nats-py"}
+def _rabbitmq_checkout_rows(
+    rabbitmq: dict[str, Any] | None, nats: dict[str, Any] | None
+) -> list[Row]:
+    """Checkout at saturation on RabbitMQ, under the NATS row, with their ratio."""
+    problem = _failed(rabbitmq)
+    if problem or rabbitmq is None:
+        return [("checkout, saturation", "on RabbitMQ", problem or "", "", "")] if problem else []
+    saturation = rabbitmq["saturation"]
+    versus = ""
+    if nats and "paid_per_s" in nats:
+        versus = f"RabbitMQ/NATS {_n(saturation['paid_per_s'] / max(nats['paid_per_s'], 1e-9), 2)}"
     return [
         (
-            "event bus" if i == 0 else "",
+            "",
+            f"on RabbitMQ ({saturation['shoppers']} shoppers)",
+            f"{_n(saturation['paid_per_s'], 1)} paid/s",
+            f"p50 {_n(saturation['paid_p50_ms'])} / p99 {_n(saturation['paid_p99_ms'])} ms",
+            versus,
+        )
+    ]
+
+
+def _rabbitmq_bus_rows(rabbitmq: dict[str, Any] | None) -> list[Row]:
+    problem = _failed(rabbitmq)
+    if problem or rabbitmq is None:
+        return [("event bus, RabbitMQ", "", problem or "", "", "")] if problem else []
+    return _bus_rows(rabbitmq["bus"], "event bus, RabbitMQ", "raw aio-pika")
+
+
+def _bus_rows(
+    bus: dict[str, Any] | None, section: str = "event bus", raw: str = "raw nats-py"
+) -> list[Row]:
+    problem = _failed(bus)
+    if problem or bus is None:
+        return [(section, "", problem or "", "", "")]
+    labels = {"bus": "platform Bus", "raw": raw}
+    return [
+        (
+            section if i == 0 else "",
             labels[name],
             f"{_n(side['consumed_per_s'])} ev/s",
             f"publish only {_n(side['published_per_s'])} ev/s",

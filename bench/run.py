@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from bench import checkout, child, messaging, procfs, profile, reads, tracing
+from bench import brokers, checkout, child, messaging, procfs, profile, reads, tracing
 from bench.floor import floor_server
 from bench.sizes import Sizes
 from bench.stats import ratio
@@ -21,7 +21,7 @@ from bench.target import Target
 
 Say = Callable[[str], None]
 DEFAULT_PROFILED = ("order", "gateway", "inventory")
-SECTIONS = ("reads", "bus", "monolith", "saturation", "fixed_rate", "tracing")
+SECTIONS = ("reads", "bus", "monolith", "saturation", "fixed_rate", "tracing", "rabbitmq")
 
 
 class Run:
@@ -104,6 +104,15 @@ class Run:
         if not self.target.broker_url:
             return {"skipped": "no broker address (set BAZAAR_BENCH_HOME)"}
         return await messaging.measure(self.target.broker_url, self.sizes)
+
+    async def rabbitmq(self) -> dict[str, Any]:
+        """The bus and checkout at saturation again, on RabbitMQ (beside NATS's rows)."""
+        if not self.target.embedded:
+            return {"skipped": "needs the embedded platform the bench starts"}
+        missing = brokers.available()
+        if missing:
+            return {"skipped": missing}
+        return await brokers.measure(self.sizes, self.say)
 
     async def monolith(self) -> dict[str, Any]:
         process = await asyncio.create_subprocess_exec(

@@ -12,9 +12,13 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from bazaar.runner.check import find_violations
 from bazaar.runner.platform import Platform
+from bazaar.testing.platform_broker import PLATFORM_BROKERS
 
 pytestmark = pytest.mark.system
+# The story holds on every broker the platform runs on.
+BROKERS = PLATFORM_BROKERS
 
 T = TypeVar("T")
 FINAL = {"paid", "cancelled"}
@@ -167,4 +171,15 @@ def test_a_declined_payment_cancels_and_releases_the_stock(
         lambda s: s == before,
         timeout=10,
         what="stock released",
+    )
+
+
+def test_after_the_story_the_checker_finds_nothing(platform: Platform) -> None:
+    """Last in this module: `bazaar check` on what the stories above left behind (every
+    order final, stock conserved, charged once, each mail sent once, outboxes drained)."""
+    poll(
+        lambda: [f"{v.kind} {v.subject}: {v.detail}" for v in find_violations(platform.home.root)],
+        lambda violations: not violations,
+        timeout=30,
+        what="no violations",
     )

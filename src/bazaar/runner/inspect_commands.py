@@ -40,7 +40,7 @@ def add_commands(commands: Any) -> None:
     broker.add_argument(
         "--broker-url",
         default=argparse.SUPPRESS,
-        help="nats:// URL (default: the broker of the platform running on the home)",
+        help="nats:// or amqp:// URL (default: the broker of the platform running on the home)",
     )
 
     check_ = commands.add_parser(
@@ -144,6 +144,10 @@ def broker_url(args: argparse.Namespace, home: Home) -> str | None:
     given = getattr(args, "broker_url", None)
     if given:
         return str(given)
+    # A RabbitMQ's password is not in runner.json: the variable the platform got it from.
+    configured = os.environ.get("BAZAAR_BROKER_URL", "")
+    if configured.startswith(("amqp://", "amqps://")):
+        return configured
     state = read_state(home.state_file)
     if not state or not running_runner(home.state_file):
         return None

@@ -22,9 +22,11 @@ from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy.engine import make_url
 
+from bazaar.platform.brokers import check_broker_url, scheme_of
 from bazaar.runner import cluster, smtp, tasks
 from bazaar.runner.demo import demo_file
 from bazaar.runner.home import Home
@@ -75,6 +77,26 @@ def nats_binary() -> str:
     return found
 
 
+def external_broker(env: Mapping[str, str]) -> str:
+    """The RabbitMQ named by BAZAAR_BROKER_URL (amqp://, amqps://), which the platform
+    then uses instead of starting nats-server; "" for the NATS the runner starts itself."""
+    url = env.get("BAZAAR_BROKER_URL", "")
+    if scheme_of(url) not in ("amqp", "amqps"):
+        return ""
+    try:
+        return check_broker_url(url)
+    except ValueError as exc:
+        raise StartupError(f"BAZAAR_BROKER_URL: {exc}") from None
+
+
+def without_password(url: str) -> str:
+    """The URL as written to runner.json: a RabbitMQ password stays in the environment."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
 def main_role(service: ServiceSpec) -> str:
     """The name of the port a service's BAZAAR_PORT gets: grpc, or http (a worker's is
     its small health app)."""
@@ -104,6 +126,8 @@ class Platform:
         self._on_change = on_change or (lambda _: None)
         self._say = on_message or (lambda _: None)
         self._extra_env = dict(extra_env or {})
+        # A RabbitMQ of the user's (BAZAAR_BROKER_URL=amqp://...): no nats-server then.
+        self.external_broker = external_broker({**os.environ, **self._extra_env})
         self._supervisor = Supervisor(backoff, self._changed)
         self._state_lock = threading.Lock()
         self._running = False
@@ -118,7 +142,10 @@ class Platform:
 
     @property
     def broker_url(self) -> str:
-        """The NATS server's URL; every node's, comma-separated, in a cluster."""
+        """The NATS server's URL; every node's, comma-separated, in a cluster; or the
+        RabbitMQ the user gave."""
+        if self.external_broker:
+            return self.external_broker
         nodes = (
             [nats_node_name(i) for i in range(1, self.cluster.nats_nodes + 1)]
             if (self.cluster)
@@ -182,7 +209,7 @@ class Platform:
             + (" and loads the demo data" if first_start else "")
             + " as it starts"
         )
-        self._wait_ready(["nats", "smtp"], deadline)
+        self._wait_ready(["smtp"] if self.external_broker else ["nats", "smtp"], deadline)
         # All at once: each service tolerates its neighbours being late (clients retry,
         # keys are fetched on first use), and on 2 cores the imports overlap well.
         for service in self.services:
@@ -262,8 +289,7 @@ class Platform:
         if self.cluster is not None:
             return self._plan_cluster_ports(self.cluster)
         wanted: list[tuple[str, str]] = [
-            ("nats", "client"),
-            ("nats", "monitor"),
+            *([] if self.external_broker else [("nats", "client"), ("nats", "monitor")]),
             ("smtp", "smtp"),
             (ops.NAME, "http"),
         ]
@@ -338,6 +364,12 @@ class Platform:
             raise StartupError(str(exc)) from None
 
     def _start_infrastructure(self) -> None:
+        if not self.external_broker:
+            self._start_nats()
+        self._supervisor.start(self._smtp_spec())
+        self._supervisor.start(self._ops_spec())
+
+    def _start_nats(self) -> None:
         nats = self.ports["nats"]
         monitor = f"http://{LOOPBACK}:{nats['monitor']}/healthz"
         config = self.home.root / "nats.conf"
@@ -357,8 +389,6 @@ class Platform:
                 tier=INFRASTRUCTURE_TIER,
             )
         )
-        self._supervisor.start(self._smtp_spec())
-        self._supervisor.start(self._ops_spec())
 
     def _service_spec(
         self, service: ServiceSpec, *, seed: bool = False, replica: int = 0
@@ -397,7 +427,7 @@ class Platform:
         wanted: list[tuple[str, str]] = [("smtp", "smtp"), ("lb", "admin"), (ops.NAME, "http")]
         if not shape.postgres_url:
             wanted.append(("postgres", "postgres"))
-        for index in range(1, shape.nats_nodes + 1):
+        for index in range(1, 0 if self.external_broker else shape.nats_nodes + 1):
             wanted += [(nats_node_name(index), role) for role in ("client", "cluster", "monitor")]
         for service in self.services:
             if balanced(service) and not service.public:  # its load balancer's address
@@ -455,8 +485,9 @@ class Platform:
         if not shape.postgres_url:
             self._supervisor.start(self._postgres_spec())
             names.append("postgres")
-        routes = [self.ports[nats_node_name(i)]["cluster"] for i in range(1, shape.nats_nodes + 1)]
-        for index in range(1, shape.nats_nodes + 1):
+        nodes = range(1, 0 if self.external_broker else shape.nats_nodes + 1)
+        routes = [self.ports[nats_node_name(i)]["cluster"] for i in nodes]
+        for index in nodes:
             self._supervisor.start(self._nats_node_spec(nats_node_name(index), routes))
             names.append(nats_node_name(index))
         self._supervisor.start(self._smtp_spec())
@@ -559,7 +590,7 @@ class Platform:
             return {}
         state: dict[str, Any] = {
             "topology": "cluster" if self.cluster else "embedded",
-            "broker_url": self.broker_url,
+            "broker_url": without_password(self.broker_url),
             "notes": self.notes(),
         }
         if self.cluster is not None:
