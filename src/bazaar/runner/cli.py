@@ -221,6 +221,7 @@ def banner(platform: Platform) -> str:
         [
             f"Bazaar is ready: {storefront}",
             f"  admin login: {email} / {password}",
+            f"  ops page (as the admin): {storefront}/ops  (bazaar trace ORDER_ID)",
             f"  logs: {platform.home.logs}/<process>.log  (bazaar logs <process>)",
             *(f"  note: {note}" for note in platform.notes()),
             "  Ctrl-C to stop",
