@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,7 +31,9 @@ pact = pytest.importorskip("pact", reason="pact-python is not installed (pip ins
 
 PACTS = CONTRACTS / "pacts"
 T = TypeVar("T")
-StateHandler = Callable[..., None]
+# A provider state's set-up; what it returns (e.g. {"order_id": ...}) is given to the
+# verifier for the pact's provider-state generators (`${order_id}`).
+StateHandler = Callable[[], Mapping[str, Any] | None]
 
 
 def new_pact(consumer: str, provider: str) -> Any:
@@ -80,8 +83,8 @@ class ServedApp:
         async with self._around():
             await self._server.serve()
 
-    def run(self, coroutine: Awaitable[T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)  # type: ignore[arg-type]
+    def run(self, coroutine: Awaitable[T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=timeout)  # type: ignore[arg-type]
 
     def __enter__(self) -> ServedApp:
         self._thread.start()
@@ -116,6 +119,45 @@ def served_wsgi(app: Any) -> Iterator[str]:
 # -- verification ------------------------------------------------------------------------
 
 
+@contextmanager
+def state_server(states: Mapping[str, StateHandler]) -> Iterator[str]:
+    """The URL the verifier posts each provider state change to (`{state, params,
+    action}`); the state's handler runs and its values go back as the JSON answer, which
+    the verifier injects where the pact says `fromProviderState`. (pact-python's own
+    function handlers answer nothing, so they cannot inject values.)"""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            change = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            name = change.get("state") or ""
+            try:
+                if change.get("action", "setup") != "setup" or (name == "" and "" not in states):
+                    values: Mapping[str, Any] | None = {}
+                else:
+                    values = states[name]()
+                body, status = json.dumps(dict(values or {})).encode(), 200
+            except Exception as exc:  # the verifier reports the state as failed
+                body, status = f"state {name!r}: {type(exc).__name__}: {exc}".encode(), 500
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/pact-states"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
 def verify(
     provider: str,
     url: str,
@@ -133,12 +175,14 @@ def verify(
         verifier.add_source(source)
     for name, value in (headers or {}).items():
         verifier.add_custom_header(name, value)
-    verifier.state_handler(dict(states), teardown=False).set_coloured_output(enabled=False)
+    verifier.set_coloured_output(enabled=False)
     # The default 5 s per request is too short on a loaded machine (CI shares its cores).
     verifier.set_request_timeout(30_000)
-    try:
-        verifier.verify()
-    except Exception as exc:
-        pytest.fail(
-            f"{provider} breaks a consumer's pact:\n{verifier.output(strip_ansi=True)}\n{exc}"
-        )
+    with state_server(states) as state_url:
+        verifier.state_handler(state_url, teardown=False, body=True)
+        try:
+            verifier.verify()
+        except Exception as exc:
+            pytest.fail(
+                f"{provider} breaks a consumer's pact:\n{verifier.output(strip_ansi=True)}\n{exc}"
+            )

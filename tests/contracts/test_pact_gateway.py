@@ -278,3 +278,120 @@ async def test_gateway_signs_visitors_up_and_in(tmp_path: Path) -> None:
         principal = await verifier.verify(example_token())
         assert principal.user_id == USER
     keep(auth, tmp_path)
+
+
+# -- order --------------------------------------------------------------------------------
+
+generate = pact.generate
+# Examples only: the order service makes its ids (UUIDs), so the provider verification
+# injects the id of the order its provider state made (`${order_id}`, see
+# test_pact_providers.py) wherever the consumer sends one back.
+EXAMPLE_ORDER = "0b6f3c52-4b7e-4c1d-9a0e-5f1f2a3b4c5d"
+# Not a UUID, so that the path regex of the order interaction does not take it.
+MISSING_ORDER = "o-gone"
+CHECKOUT_KEY = "checkout-0001"
+ISO_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
+WHEN = match.regex("2024-05-01T12:30:00Z", regex=ISO_TIME)
+# The storefront's order page says something different for each: a value it decides on.
+STATUS = match.regex("paid", regex=r"^(pending|paid|cancelled)$")
+
+
+def injected_order_id(example: str = EXAMPLE_ORDER) -> Any:
+    """The id of the order the provider state made (an example for the mock server)."""
+    return match.type(example, generator=generate.provider_state("${order_id}"))
+
+
+def order_path() -> Any:
+    """`/api/orders/<the id>`: a regex (not a type match, which any path would pass)."""
+    return match.matcher.GenericMatcher(
+        "regex",
+        f"/api/orders/{EXAMPLE_ORDER}",
+        generator=generate.provider_state("/api/orders/${order_id}"),
+        regex=r"^/api/orders/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$",
+    )
+
+
+def paid_order() -> dict[str, Any]:
+    return {
+        "id": injected_order_id(),
+        "status": "paid",
+        "reason": None,
+        "items": match.each_like(
+            {
+                "product_id": match.str("p-tea"),
+                "name": match.str("Green tea"),
+                "qty": match.int(2),
+                "unit_price_cents": match.int(450),
+            }
+        ),
+        "total_cents": match.int(900),
+        "created_at": WHEN,
+        "updated_at": WHEN,
+    }
+
+
+async def test_gateway_checks_out_and_shows_orders(tmp_path: Path) -> None:
+    orders = new_pact("gateway", "order")
+    (
+        orders.upon_receiving("a checkout")
+        .given("u-ada has 2 of p-tea in the cart")
+        .with_request("POST", "/api/checkout")
+        .with_header("Authorization", BEARER)
+        .with_header("Idempotency-Key", match.regex(CHECKOUT_KEY, regex=r"^[A-Za-z0-9-]{8,64}$"))
+        .will_respond_with(201)
+        .with_body(
+            {"order_id": match.str(EXAMPLE_ORDER), "status": match.str("pending")},
+            content_type=JSON,
+        )
+    )
+    (
+        orders.upon_receiving("the orders of the user")
+        .given("u-ada has a paid order")
+        .with_request("GET", "/api/orders")
+        .with_header("Authorization", BEARER)
+        .will_respond_with(200)
+        .with_body(
+            {
+                "items": match.each_like(
+                    {
+                        "id": match.str(EXAMPLE_ORDER),
+                        "status": STATUS,
+                        "total_cents": match.int(900),
+                        "created_at": WHEN,
+                    }
+                )
+            },
+            content_type=JSON,
+        )
+    )
+    (
+        orders.upon_receiving("a paid order")
+        .given("u-ada has a paid order")
+        .with_request("GET", order_path())
+        .with_header("Authorization", BEARER)
+        .will_respond_with(200)
+        .with_body(paid_order(), content_type=JSON)
+    )
+    (
+        orders.upon_receiving("an order that does not exist")
+        .given("u-ada has no order o-gone")
+        .with_request("GET", f"/api/orders/{MISSING_ORDER}")
+        .with_header("Authorization", BEARER)
+        .will_respond_with(404)
+        .with_header("Content-Type", PROBLEM)
+    )
+    minter = TokenMinter()
+    with orders.serve() as server:
+        async with gateway(tmp_path, minter, order_url=server.url) as client:
+            client.cookies.update(session(minter))
+            placed = await client.post("/checkout", data={"key": CHECKOUT_KEY}, headers=ORIGIN)
+            assert placed.status_code == 303
+            assert placed.headers["location"] == f"/orders/{EXAMPLE_ORDER}"
+            listed = await client.get("/orders")
+            assert listed.status_code == 200 and EXAMPLE_ORDER in listed.text
+            assert "$9.00" in listed.text and "2024-05-01 12:30" in listed.text
+            shown = await client.get(f"/orders/{EXAMPLE_ORDER}")
+            assert shown.status_code == 200 and "Green tea" in shown.text
+            missing = await client.get(f"/orders/{MISSING_ORDER}")
+            assert missing.status_code == 404 and "no such order" in missing.text
+    keep(orders, tmp_path)

@@ -9,6 +9,7 @@ user the states are about."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,66 @@ def test_auth_honours_its_pacts(auth: str) -> None:
         "auth has a signing key": lambda: None,  # made when the app is built
     }
     verify("auth", auth, states)
+
+
+# -- order --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def order(tmp_path: Path, minter: TokenMinter) -> Iterator[tuple[ServedApp, Any]]:
+    """The order app over fakes of its neighbours (cart, catalog's prices, inventory,
+    payment: their contracts are checked on their own), as order's own tests run it."""
+    from bazaar.platform.dependencies import provided
+    from bazaar.services.order.bootstrap import MIGRATIONS, build_app
+    from bazaar.services.order.handlers import OrderService
+    from bazaar.services.order.settings import OrderSettings
+    from bazaar.services.order.tests.support import FAST, Neighbours
+
+    settings = OrderSettings(home=tmp_path, **FAST)
+    neighbours = Neighbours()
+    bus = Bus(settings.broker_url, "order")  # in memory (TestNatsBroker), never connects
+    app = build_app(
+        settings,
+        db=migrated_database(MIGRATIONS, tmp_path, "order"),
+        bus=bus,
+        token_verifier=minter.verifier(),
+        inventory=neighbours.inventory,
+        payments=neighbours.payments,
+        carts=neighbours.carts,
+        pricing=neighbours.pricing,
+    )
+    with ServedApp(app, around=lambda: TestNatsBroker(bus.broker)) as served:
+        yield served, (provided(app, OrderService), neighbours)
+
+
+def order_states(served: ServedApp, orders: Any, neighbours: Any) -> dict[str, StateHandler]:
+    from bazaar.services.order.domain import OrderStatus
+    from bazaar.services.order.handlers import Checkout
+
+    def cart_with_tea() -> None:
+        neighbours.carts.put(USER, ("p-tea", 2))
+
+    async def paid_order() -> str:
+        order = await orders.checkout(Checkout(USER, "ada@example.com"))
+        for _ in range(1500):  # the saga pays it at once over the fakes; 30 s on a busy CI
+            current = await orders.find(USER, order.id)
+            if current is not None and current.status == OrderStatus.PAID:
+                return str(order.id)
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"order {order.id} was never paid: {current}")
+
+    def placed_and_paid() -> dict[str, str]:
+        cart_with_tea()
+        return {"order_id": served.run(paid_order(), timeout=60)}
+
+    return {
+        "u-ada has 2 of p-tea in the cart": cart_with_tea,
+        "u-ada has a paid order": placed_and_paid,  # its id goes to `${order_id}`
+        "u-ada has no order o-gone": lambda: None,
+    }
+
+
+def test_order_honours_its_pacts(order: tuple[ServedApp, Any], minter: TokenMinter) -> None:
+    served, (orders, neighbours) = order
+    states = order_states(served, orders, neighbours)
+    verify("order", served.url, states, headers=bearer(minter, email="ada@example.com"))
