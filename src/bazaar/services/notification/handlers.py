@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bazaar.contracts.events import OrderCancelled, OrderPaid
@@ -44,6 +45,8 @@ SEND_AT_ONCE = 4
 # handful of SMTP commands, each within the timeout); a mail still held past that is one
 # whose sender died, and another sender takes it.
 HOLD_TIMEOUTS = 6
+# Tries at recording a pass's outcome, with backoff: well within a hold.
+RECORD_ATTEMPTS = 5
 
 # In `session.info` of a transaction that queued a mail: its commit wakes the sender.
 _MAIL_QUEUED = "bazaar.notification.mail_queued"
@@ -124,11 +127,28 @@ class NotificationService:
             for q, failed in zip(claimed, refused, strict=True)
             if failed
         ]
-        async with self._db.transaction() as session:
-            mails = MailRepository(session)
-            await mails.mark_sent(sent, done)
-            await mails.retry_at(retries)
+        await self._record(sent, retries, done)
         return len(claimed)
+
+    async def _record(
+        self, sent: list[str], retries: list[tuple[str, datetime]], at: datetime
+    ) -> None:
+        """Mark the mails sent, and when the refused ones are due again. A mail the relay
+        took but not marked sent goes again once its hold runs out: a busy database (the
+        SQLite lock under load, a failover) is tried again meanwhile."""
+        for attempt in range(1, RECORD_ATTEMPTS + 1):
+            try:
+                async with self._db.transaction() as session:
+                    mails = MailRepository(session)
+                    await mails.mark_sent(sent, at)
+                    await mails.retry_at(retries)
+                return
+            except (TimeoutError, DBAPIError) as exc:
+                if attempt == RECORD_ATTEMPTS:
+                    raise
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning("mails sent not recorded yet", attempt=attempt, error=error, sent=sent)
+                await asyncio.sleep(retry_delay(attempt))
 
     async def _send(self, queued: QueuedMail) -> bool:
         """Send one mail; True if the relay refused it (or was away)."""

@@ -5,7 +5,7 @@ test runs on SQLite and on PostgreSQL (where two replicas really claim at once).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -152,3 +152,24 @@ async def test_a_refused_mail_waits_for_its_retry_and_goes_when_the_relay_is_bac
     async with db.reading() as session:
         row = (await session.execute(select(mails_sent))).one()
     assert (row.attempts, row.sent_at, row.held_until) == (3, clock(), None)
+
+
+async def test_a_mail_sent_is_recorded_even_when_the_database_is_busy_at_first(
+    db: Database, smtp: SmtpServer, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = replica(db, smtp.port, clock)
+    await queue_paid(service, db, "order-a")
+    mark_sent, tries = MailRepository.mark_sent, []
+
+    async def busy_once(self: MailRepository, event_ids: Sequence[str], at: datetime) -> None:
+        tries.append(at)
+        if len(tries) == 1:
+            raise TimeoutError("database is locked")
+        await mark_sent(self, event_ids, at)
+
+    monkeypatch.setattr(MailRepository, "mark_sent", busy_once)
+    assert await service.send_due() == 1
+    assert await unsent(db) == 0  # recorded at the second try: no second mail later
+    clock.advance(HOLD + 1)
+    assert await service.send_due() == 0
+    assert len(smtp.delivered) == 1
