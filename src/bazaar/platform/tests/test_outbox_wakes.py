@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faststream.nats import TestNatsBroker
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,7 +70,7 @@ async def test_after_commit_sees_each_commit_and_nothing_else(db: Database) -> N
 
 
 async def test_the_relay_wakes_only_after_a_commit_that_added_events(db: Database) -> None:
-    relay = CountingRelay(db, Bus("nats://127.0.0.1:4222", "order"), "order")
+    relay = CountingRelay(db, Bus("memory://outbox-wakes", "order"), "order")
 
     with contextlib.suppress(RuntimeError):
         async with db.transaction() as session:
@@ -92,7 +91,7 @@ async def test_the_relay_wakes_only_after_a_commit_that_added_events(db: Databas
 
 
 async def test_a_woken_relay_publishes_before_its_next_poll(db: Database) -> None:
-    bus = Bus("nats://127.0.0.1:4222", "order")
+    bus = Bus("memory://outbox-wakes", "order")
     received: list[Envelope] = []
 
     async def collect(event: Envelope) -> None:
@@ -103,18 +102,17 @@ async def test_a_woken_relay_publishes_before_its_next_poll(db: Database) -> Non
     # publish within the test.
     relay = CountingRelay(db, bus, "order", poll_seconds=3600)
     event = new_event("order.created", "order", {"order_id": "o1"})
-    async with TestNatsBroker(bus.broker):
-        await bus.start()
-        relay.start()
-        try:
-            await asyncio.wait_for(relay.passed.wait(), 10)
-            async with db.transaction() as session:
-                await add_to_outbox(session, event)
-            deadline = asyncio.get_running_loop().time() + 10
-            while not received:
-                assert asyncio.get_running_loop().time() < deadline, "not published"
-                await asyncio.sleep(0.01)
-        finally:
-            await relay.stop()
-            await bus.stop()
+    await bus.start()
+    relay.start()
+    try:
+        await asyncio.wait_for(relay.passed.wait(), 10)
+        async with db.transaction() as session:
+            await add_to_outbox(session, event)
+        deadline = asyncio.get_running_loop().time() + 10
+        while not received:
+            assert asyncio.get_running_loop().time() < deadline, "not published"
+            await asyncio.sleep(0.01)
+    finally:
+        await relay.stop()
+        await bus.stop()
     assert [e.id for e in received] == [event.id]
