@@ -178,8 +178,12 @@ class Database:
             yield session
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        # A read, not a plain connection: on SQLite that would BEGIN IMMEDIATE outside the
+        # writer lock and, meeting a unit of work of this process, wait for it in the
+        # loop's thread, which that unit of work needs to finish (the whole process stood
+        # still for the busy timeout, and the ping failed).
+        async with self.reading() as session:
+            await session.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -285,8 +285,9 @@ class SyncDatabase:
             yield session
 
     def ping(self) -> None:
-        with self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        # A read: a plain connection would take SQLite's write lock (see `db.Database.ping`).
+        with self.reading() as session:
+            session.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()
