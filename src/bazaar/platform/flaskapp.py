@@ -202,7 +202,7 @@ def create_flask_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> Flask:
     """A Flask app with the platform's outside. `provides` is what routes get through
-    `provided` (the service's typed dependencies and use cases). `readiness` checks are
+    `uses` (the service's typed dependencies and use cases). `readiness` checks are
     plain callables: one that raises or returns False makes `/readyz` answer 503 with its
     reason."""
     app = Flask(f"bazaar.services.{service}")
