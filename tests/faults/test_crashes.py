@@ -23,6 +23,7 @@ import pytest
 
 from bazaar.runner.platform import Platform
 from bazaar.runner.supervisor import State
+from bazaar.testing.platform_broker import PLATFORM_BROKERS, PlatformBroker
 
 from .promises import (
     charged_once_or_not_at_all,
@@ -51,6 +52,14 @@ ROUNDS = 4  # checkouts per shopper in the kill -9 batch: SHOPPERS * ROUNDS = 20
 SHORT_ROUNDS = 2  # in the batches of the broker restart and the mail outage: 100
 VICTIMS = ("order", "inventory", "payment", "catalog", "cart", "notification", "gateway", "nats")
 SEED = int(os.environ.get("BAZAAR_FAULT_SEED", random.randrange(1_000_000)))
+# The kill -9 and the restart are done to whichever broker the platform runs on ("nats"
+# stands for it in VICTIMS).
+BROKERS = PLATFORM_BROKERS
+NOT_YET_ON = {
+    "rabbitmq": "after a RabbitMQ restart (about 10 s down against NATS's 1 s) the "
+    "notification and cart consumers keep timing out on their SQLite writer lock and "
+    "some mails are late past the test's patience (issue 11's closing note)",
+}
 
 
 async def ready_to_buy(
@@ -96,6 +105,7 @@ async def all_ready(platform: Platform, names: list[str]) -> None:
 @pytest.mark.timeout(240)
 async def test_kill_9_every_process_type_mid_batch(
     platform: Platform,
+    broker: PlatformBroker,
     shoppers: list[Shopper],
     api: httpx.AsyncClient,
     payment: httpx.AsyncClient,
@@ -113,7 +123,7 @@ async def test_kill_9_every_process_type_mid_batch(
         while len(kills) < len(schedule) and batch.returned >= schedule[len(kills)][0]:
             victim = schedule[len(kills)][1]
             kills.append({"victim": victim, "at": time.monotonic(), "in_flight": batch.in_flight})
-            platform.kill(victim)
+            broker.kill() if victim == "nats" else platform.kill(victim)
 
     batch = await run_batch(
         api, platform.home.root, shoppers, lines, rounds=ROUNDS, after_each=strike, patience=180
@@ -121,13 +131,14 @@ async def test_kill_9_every_process_type_mid_batch(
 
     assert len(kills) == len(VICTIMS), f"only {kills} before the batch ended"
     assert batch.returned == SHOPPERS * ROUNDS
-    await all_ready(platform, list(VICTIMS))
+    await all_ready(platform, [v for v in VICTIMS if v != "nats" or broker.kind == "nats"])
+    assert await broker.ready(), f"{broker.kind} did not come back"
     restarted = {name: count - restarts_before[name] for name, count in restarts(platform).items()}
     first = kills[0]["at"]
     print(
         "\n"
         + summary(
-            f"kill -9 x{len(kills)} (seed {SEED})",
+            f"kill -9 x{len(kills)} on {broker.kind} (seed {SEED})",
             batch,
             fault_at=first,
             in_flight=kills[0]["in_flight"],
@@ -147,6 +158,7 @@ async def test_kill_9_every_process_type_mid_batch(
 @pytest.mark.timeout(180)
 async def test_broker_restart_mid_batch_loses_no_event(
     platform: Platform,
+    broker: PlatformBroker,
     shoppers: list[Shopper],
     api: httpx.AsyncClient,
     payment: httpx.AsyncClient,
@@ -159,7 +171,7 @@ async def test_broker_restart_mid_batch_loses_no_event(
     async def restart_nats(batch: Batch) -> None:
         if batch.returned >= moment and not restart:
             restart.update(at=time.monotonic(), in_flight=batch.in_flight)
-            platform.restart("nats")  # SIGTERM, and up again at once
+            broker.restart()  # SIGTERM, and up again at once
 
     batch = await run_batch(
         api, platform.home.root, shoppers, lines, rounds=SHORT_ROUNDS, after_each=restart_nats
@@ -167,11 +179,11 @@ async def test_broker_restart_mid_batch_loses_no_event(
 
     assert restart, "the batch ended before the restart"
     assert batch.returned == SHOPPERS * SHORT_ROUNDS
-    await all_ready(platform, ["nats"])
+    assert await broker.ready(), f"{broker.kind} did not come back"
     print(
         "\n"
         + summary(
-            f"nats restart (seed {SEED})",
+            f"{broker.kind} restart (seed {SEED})",
             batch,
             fault_at=restart["at"],
             in_flight=restart["in_flight"],
