@@ -54,11 +54,18 @@ REQUEST = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, 
 
 
 class Auth(Enum):
-    """Who may call an operation (its owner checks); the value, the problems that follow."""
+    """Who may call an operation (its owner checks)."""
 
-    ANYONE = ()
-    USER = (401,)  # a bearer token: 401 without a valid one
-    ADMIN = (401, 403)  # naming a user with the admin role: 403 for anyone else
+    ANYONE = "anyone"
+    USER = "user"  # a bearer token: 401 without a valid one
+    ADMIN = "admin"  # naming a user with the admin role: 403 for anyone else
+
+    @property
+    def problems(self) -> tuple[int, ...]:
+        """The statuses an operation documents for callers who fail the check."""
+        # Not the members' values: Python 3.11.2's Enum turns a member valued () into an
+        # object() (fixed in 3.11.3), and Debian 12 ships 3.11.2.
+        return {"anyone": (), "user": (401,), "admin": (401, 403)}[self.value]
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,7 @@ class PublicRoute:
         """What FastAPI writes the operation from."""
         tags = [TAGS[self.owner], *(["admin"] if self.auth is Auth.ADMIN else [])]
         problems = problem_responses(
-            *self.auth.value, *self.problems, *(BODY if self.body else ()), *UPSTREAM
+            *self.auth.problems, *self.problems, *(BODY if self.body else ()), *UPSTREAM
         )
         common = {"tags": tags, "status_code": self.status, "openapi_extra": self._extra()}
         if isinstance(self.response, EventStream):
