@@ -31,6 +31,10 @@ class MaildirHandler:
     the same Message-ID; the mailbox then shows it once."""
 
     def __init__(self, maildir: Path) -> None:
+        # Maildir(create=True) makes tmp/new/cur only when the folder itself is new; an
+        # empty folder made by someone else (a mounted volume) would fail every delivery.
+        for part in ("tmp", "new", "cur"):
+            (maildir / part).mkdir(parents=True, exist_ok=True)
         self.maildir = mailbox.Maildir(maildir, create=True)
         self._delivered = {key for m in _stored(maildir) if (key := _delivery_key(m))}
 

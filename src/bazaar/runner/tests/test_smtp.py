@@ -121,3 +121,14 @@ def test_a_resent_message_id_is_folded_even_across_a_restart(tmp_path: Path) -> 
     ) == 1
     assert len(messages_to(maildir, "ann@example.com")) == 2
     assert len(messages_to(maildir, "bob@example.com")) == 1
+
+
+def test_an_empty_folder_made_by_someone_else_becomes_a_maildir(tmp_path: Path) -> None:
+    """A mounted volume is an empty folder that exists before the sink starts."""
+    from bazaar.runner.smtp import MaildirHandler
+
+    folder = tmp_path / "volume"
+    folder.mkdir()
+    handler = MaildirHandler(folder)
+    key = handler.maildir.add(b"Subject: stored\n\nbody\n")
+    assert handler.maildir[key]["Subject"] == "stored"
