@@ -10,7 +10,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from bazaar.platform import messaging_tables
@@ -31,6 +31,11 @@ def alembic_config(migrations_dir: Path, url: str) -> Config:
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["configure_logger"] = False
     return config
+
+
+# The advisory lock every migration of a PostgreSQL database takes (any constant will
+# do: advisory locks are per database).
+_LOCK = 0x6261_7A61_6172  # "bazaar"
 
 
 def migrate(migrations_dir: Path, url: str, revision: str = "head") -> None:
@@ -79,6 +84,10 @@ def run_alembic_env(metadata: MetaData, *, messaging: bool = True) -> None:
             compare_type=True,
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Replicas that migrate as they start take turns (the lock is the
+                # transaction's): the later ones then find the database at head.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
             context.run_migrations()
 
     async def run_async() -> None:
