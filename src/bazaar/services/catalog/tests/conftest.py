@@ -11,7 +11,7 @@ from bazaar.platform.events import DEADLETTER_PREFIX, DEADLETTER_STREAM
 from bazaar.services.catalog.bootstrap import MIGRATIONS, build_app
 from bazaar.services.catalog.settings import CatalogSettings
 from bazaar.services.catalog.tests.samples import DeadLetters, seed_products
-from bazaar.testing import TokenMinter, migrated_database
+from bazaar.testing import DATABASE_BACKENDS, TokenMinter, provisioned_database
 
 
 @pytest.fixture
@@ -29,9 +29,13 @@ def customer(minter: TokenMinter) -> dict[str, str]:
     return minter.headers(roles=["customer"])
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return migrated_database(MIGRATIONS, tmp_path)
+@pytest.fixture(params=DATABASE_BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """Every database test runs on SQLite and on PostgreSQL."""
+    async with provisioned_database(request.param, MIGRATIONS, tmp_path, "catalog") as url:
+        database = Database(url)
+        yield database
+        await database.dispose()
 
 
 @pytest.fixture

@@ -1,19 +1,8 @@
 """The repository's own guards, below the service layer's checks."""
 
-from pathlib import Path
-
-import pytest
-
 from bazaar.platform.db import Database
-from bazaar.services.catalog.bootstrap import MIGRATIONS
 from bazaar.services.catalog.domain import Category, StockLevel
 from bazaar.services.catalog.store import CatalogRepository
-from bazaar.testing import migrated_database
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return migrated_database(MIGRATIONS, tmp_path)
 
 
 async def test_the_stock_upsert_never_lowers_the_version(db: Database) -> None:
@@ -29,7 +18,6 @@ async def test_the_stock_upsert_never_lowers_the_version(db: Database) -> None:
         await CatalogRepository(session).save_stock_if_newer(StockLevel("p", 1, 6))
     async with db.transaction() as session:
         assert await CatalogRepository(session).stock("p") == StockLevel("p", 1, 6)
-    await db.dispose()
 
 
 async def test_seeding_stock_only_fills_gaps(db: Database) -> None:
@@ -39,7 +27,6 @@ async def test_seeding_stock_only_fills_gaps(db: Database) -> None:
         assert not await repository.add_stock_if_absent(StockLevel("p", 50, 0))
         assert await repository.add_stock_if_absent(StockLevel("q", 50, 0))
         assert await repository.stock("p") == StockLevel("p", 2, 4)
-    await db.dispose()
 
 
 async def test_existing_category_names_are_kept(db: Database) -> None:
@@ -54,4 +41,3 @@ async def test_existing_category_names_are_kept(db: Database) -> None:
             Category("books", "Books"),
             Category("toys", "Toys & Games"),
         ]
-    await db.dispose()
