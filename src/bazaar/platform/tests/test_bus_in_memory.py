@@ -1,39 +1,46 @@
-"""The bus on FastStream's in-memory broker, as every service's tests use it: the same
-rules as on a real server (test_bus.py), through the other path."""
+"""The bus on the in-memory broker (`memory://`), as every service's tests use it: the
+same rules as on a real server (test_bus.py)."""
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
-from faststream.nats import NatsMessage, TestNatsBroker
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
+from bazaar.platform.brokers import Outgoing
+from bazaar.platform.brokers.memory import broker_named
 from bazaar.platform.bus import BadRequest, Bus, PermanentError, RemoteError
-from bazaar.platform.events import DEADLETTER_PREFIX, DEADLETTER_STREAM, Envelope, new_event
+from bazaar.platform.events import DEADLETTER_ERROR_HEADER, Envelope, new_event
+
+BROKER = "bus"  # memory://, one broker per test (each test has its own loop)
 
 
 @dataclass
 class Letters:
-    subjects: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    bodies: list[bytes] = field(default_factory=list)
+    """The dead letters of the in-memory broker `name`, read when asked."""
+
+    name: str = BROKER
+
+    @property
+    def subjects(self) -> list[str]:
+        return [letter.message.subject for letter in self._all()]
+
+    @property
+    def errors(self) -> list[str]:
+        return [letter.message.headers.get(DEADLETTER_ERROR_HEADER, "") for letter in self._all()]
+
+    @property
+    def bodies(self) -> list[bytes]:
+        return [letter.message.body for letter in self._all()]
+
+    def _all(self) -> list[Any]:
+        return list(broker_named(self.name).dead_letters.values())
 
 
 class Order(BaseModel):
     order_id: str
-
-
-def collect_dead_letters(bus: Bus) -> Letters:
-    letters = Letters()
-
-    @bus.broker.subscriber(DEADLETTER_PREFIX + ">", stream=DEADLETTER_STREAM)
-    async def collect(msg: NatsMessage) -> None:
-        letters.subjects.append(msg.raw_message.subject)
-        letters.errors.append(msg.headers.get("x-error", ""))
-        letters.bodies.append(msg.body)
-
-    return letters
 
 
 @pytest.fixture
@@ -43,7 +50,7 @@ def handled() -> list[Envelope]:
 
 @pytest.fixture
 def bus(handled: list[Envelope]) -> Bus:
-    bus = Bus("nats://127.0.0.1:4222", "memory", max_deliveries=2)
+    bus = Bus(f"memory://{BROKER}", "memory", max_deliveries=2)
 
     async def handle(event: Envelope) -> None:
         if event.data.get("refuse"):
@@ -69,11 +76,9 @@ def bus(handled: list[Envelope]) -> Bus:
 
 @pytest.fixture
 async def letters(bus: Bus) -> AsyncIterator[Letters]:
-    letters = collect_dead_letters(bus)
-    async with TestNatsBroker(bus.broker):
-        await bus.start()
-        yield letters
-        await bus.stop()
+    await bus.start()
+    yield Letters()
+    await bus.stop()
 
 
 def counted(outcome: str) -> float:
@@ -112,7 +117,8 @@ async def test_what_no_retry_can_fix_is_dead_lettered_at_once(
     bus: Bus, letters: Letters, handled: list[Envelope], body: str | bytes, error: str
 ) -> None:
     before = counted("dead_letter")
-    await bus.broker.publish(body, "bazaar.events.order.paid", stream="BAZAAR_EVENTS")
+    raw = body if isinstance(body, bytes) else body.encode()
+    await bus.transport.publish(Outgoing("bazaar.events.order.paid", raw), 5.0)
     assert letters.subjects == ["bazaar.deadletter.mailer.order.paid"]
     assert error in letters.errors[0]
     assert letters.bodies[0] == (body if isinstance(body, bytes) else body.encode())
@@ -130,15 +136,16 @@ async def test_a_failing_handler_is_retried_until_its_last_delivery(
     assert counted("retry") - retried == 1
     assert letters.subjects == []
 
-    last_chance = Bus("nats://127.0.0.1:4222", "memory", max_deliveries=1)
+    last_chance = Bus("memory://last-chance", "memory", max_deliveries=1)
 
     async def fail(event: Envelope) -> None:
         raise RuntimeError("try again later")
 
     last_chance.on_event("order.paid", "mailer", fail)
-    last_letters = collect_dead_letters(last_chance)
-    async with TestNatsBroker(last_chance.broker):
-        await last_chance.publish_event(flaky)  # the only delivery: no retry left
+    await last_chance.start()
+    await last_chance.publish_event(flaky)  # the only delivery: no retry left
+    await last_chance.stop()
+    last_letters = Letters("last-chance")
     assert last_letters.errors == ["RuntimeError: try again later"]
 
 

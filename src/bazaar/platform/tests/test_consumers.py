@@ -1,5 +1,5 @@
-"""`consume` and `answer` on FastStream's in-memory broker (which hands each message over
-before `publish` returns): the handler runs once per event inside the inbox's apply-once
+"""`consume` and `answer` on the in-memory broker (`memory://`, which hands each message
+over before `publish` returns): the handler runs once per event inside the inbox's apply-once
 transaction, a payload that breaks its contract is dead-lettered at once naming the field,
 and a request that breaks its contract gets `bad_request` naming the field."""
 
@@ -8,18 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from faststream.nats import NatsMessage, TestNatsBroker
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bazaar.platform.brokers import Outgoing
+from bazaar.platform.brokers.memory import broker_named
 from bazaar.platform.bus import Bus, RemoteError
 from bazaar.platform.consumers import answer, consume
 from bazaar.platform.db import Database
 from bazaar.platform.events import (
     DEADLETTER_ERROR_HEADER,
-    DEADLETTER_PREFIX,
-    DEADLETTER_STREAM,
     Envelope,
     event_subject,
     new_event,
@@ -29,6 +28,7 @@ from bazaar.platform.messaging_tables import metadata as messaging
 
 PAID = "order.paid"
 QUOTE = "bazaar.rpc.test.quote"
+BROKER = "consumers"  # memory://, one broker per test (each test has its own loop)
 
 effects_metadata = MetaData()
 effects = Table("effects", effects_metadata, Column("order_id", String(64), primary_key=True))
@@ -73,7 +73,12 @@ class Shop:
     db: Database
     bus: Bus
     mailer: Mailer
-    dead_letters: list[str]  # the `x-error` of each
+
+    @property
+    def dead_letters(self) -> list[str]:
+        """The `x-error` of each dead letter on the in-memory broker."""
+        letters = broker_named(BROKER).dead_letters.values()
+        return [letter.message.headers.get(DEADLETTER_ERROR_HEADER, "") for letter in letters]
 
 
 @pytest.fixture
@@ -82,7 +87,7 @@ async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
     async with db.engine.begin() as connection:
         await connection.run_sync(messaging.create_all)
         await connection.run_sync(effects_metadata.create_all)
-    bus, mailer, letters = Bus("nats://127.0.0.1:4222", "mailer", max_deliveries=5), Mailer(), []
+    bus, mailer = Bus(f"memory://{BROKER}", "mailer", max_deliveries=5), Mailer()
     consume(bus, db, PAID, consumer="mailer", contract=Paid, handler=mailer.on_paid)
 
     async def quote(request: QuoteRequest) -> Quote:
@@ -90,14 +95,9 @@ async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
 
     answer(bus, QUOTE, contract=QuoteRequest, responder=quote)
 
-    @bus.broker.subscriber(DEADLETTER_PREFIX + ">", stream=DEADLETTER_STREAM)
-    async def collect(msg: NatsMessage) -> None:
-        letters.append(msg.headers.get(DEADLETTER_ERROR_HEADER, ""))
-
-    async with TestNatsBroker(bus.broker):
-        await bus.start()
-        yield Shop(db, bus, mailer, letters)
-        await bus.stop()
+    await bus.start()
+    yield Shop(db, bus, mailer)
+    await bus.stop()
     await db.dispose()
 
 
@@ -145,9 +145,8 @@ async def test_a_payload_that_breaks_its_contract_is_dead_lettered_at_once(shop:
 async def test_an_event_of_another_type_is_refused(shop: Shop) -> None:
     stray = new_event("order.cancelled", "order", {"order_id": "o1", "total_cents": 0})
     # On the order.paid subject, where it does not belong.
-    await shop.bus.broker.publish(
-        stray.model_dump_json(), event_subject(PAID), stream="BAZAAR_EVENTS"
-    )
+    stray_message = Outgoing(event_subject(PAID), stray.model_dump_json().encode())
+    await shop.bus.transport.publish(stray_message, 5.0)
 
     assert len(shop.dead_letters) == 1
     assert "is a order.cancelled, not a order.paid" in shop.dead_letters[0]
