@@ -16,7 +16,8 @@ from bazaar.services.cart.domain import Cart, PricedCart, Quote
 from bazaar.services.cart.pricing import Pricing
 from bazaar.services.cart.store import CartRepository, StaleCart
 
-# Optimistic concurrency: a change that lost a race is redone on the fresh cart.
+# A change that lost a race is redone on the fresh cart. With the row lock of
+# `get_for_change` that is only the first save of a new cart (two inserts of its key).
 ATTEMPTS = 5
 
 
@@ -57,7 +58,7 @@ class CartService:
         transaction, so it happens once per event; a lost race raises and the event is
         delivered again."""
         repository = CartRepository(session)
-        cart = await repository.get(order.user_id)
+        cart = await repository.get_for_change(order.user_id)
         if cart.remove_ordered(order.quantities()):
             await repository.save(cart)
 
@@ -66,7 +67,7 @@ class CartService:
             try:
                 async with self.db.transaction() as session:
                     repository = CartRepository(session)
-                    cart = await repository.get(user_id)
+                    cart = await repository.get_for_change(user_id)
                     change(cart)
                     await repository.save(cart)
                 return cart

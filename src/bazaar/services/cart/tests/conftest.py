@@ -12,7 +12,7 @@ from bazaar.services.cart.bootstrap import MIGRATIONS, build_app
 from bazaar.services.cart.pricing import Pricing
 from bazaar.services.cart.settings import CartSettings
 from bazaar.services.cart.tests.fakes import PRODUCTS, FakeCatalog
-from bazaar.testing import TokenMinter, migrated_database
+from bazaar.testing import DATABASE_BACKENDS, TokenMinter, provisioned_database
 
 
 @pytest.fixture
@@ -37,11 +37,13 @@ def bus() -> Bus:
     return Bus("nats://127.0.0.1:4222", "cart")
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = migrated_database(MIGRATIONS, tmp_path)
-    yield database
-    await database.dispose()
+@pytest.fixture(params=DATABASE_BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """Every database test runs on SQLite and on PostgreSQL."""
+    async with provisioned_database(request.param, MIGRATIONS, tmp_path, "cart") as url:
+        database = Database(url)
+        yield database
+        await database.dispose()
 
 
 @pytest.fixture
