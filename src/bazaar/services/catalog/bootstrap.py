@@ -1,5 +1,5 @@
 """The composition root: settings in, a ready app out. Tests pass their own `db`, `bus`
-(under faststream's TestNatsBroker) and token `verifier`."""
+(on `memory://`) and token `verifier`."""
 
 from __future__ import annotations
 

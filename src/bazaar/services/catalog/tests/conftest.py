@@ -3,15 +3,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from faststream.nats import NatsMessage, TestNatsBroker
 
 from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
-from bazaar.platform.events import DEADLETTER_PREFIX, DEADLETTER_STREAM
 from bazaar.services.catalog.bootstrap import MIGRATIONS, build_app
 from bazaar.services.catalog.settings import CatalogSettings
 from bazaar.services.catalog.tests.samples import DeadLetters, seed_products
 from bazaar.testing import DATABASE_BACKENDS, TokenMinter, provisioned_database
+
+BROKER = "catalog"  # memory://: each test (a loop of its own) gets an empty one
 
 
 @pytest.fixture
@@ -41,19 +41,12 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 @pytest.fixture
 def bus() -> Bus:
     # One delivery: a failing event is dead-lettered at once, with no retry to wait for.
-    return Bus("nats://127.0.0.1:4222", "catalog", max_deliveries=1)
+    return Bus(f"memory://{BROKER}", "catalog", max_deliveries=1)
 
 
 @pytest.fixture
-def dead_letters(bus: Bus) -> DeadLetters:
-    seen = DeadLetters()
-
-    @bus.broker.subscriber(DEADLETTER_PREFIX + "catalog.>", stream=DEADLETTER_STREAM)
-    async def collect(msg: NatsMessage) -> None:
-        seen.bodies.append(msg.body)
-        seen.errors.append(msg.headers.get("x-error", ""))
-
-    return seen
+def dead_letters() -> DeadLetters:
+    return DeadLetters(BROKER)
 
 
 @pytest.fixture
@@ -65,7 +58,6 @@ async def client(
     settings = CatalogSettings(home=tmp_path, environment="test")
     app = build_app(settings, db=db, bus=bus, verifier=minter.verifier())
     async with (
-        TestNatsBroker(bus.broker),
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://catalog") as c,
     ):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bazaar.platform.brokers.memory import broker_named
 from bazaar.platform.db import Database
-from bazaar.platform.events import Envelope, new_event
+from bazaar.platform.events import DEADLETTER_ERROR_HEADER, Envelope, new_event
 from bazaar.services.catalog.domain import Category
 from bazaar.services.catalog.handlers import CatalogService, ProductDraft, SeedItem, SeedSummary
 
@@ -63,7 +64,20 @@ def event_with_id(event_id: str, product_id: str, available: int, version: int) 
 
 @dataclass
 class DeadLetters:
-    """What the platform moved to `bazaar.deadletter.catalog.*`, with each error."""
+    """What the platform moved to `bazaar.deadletter.catalog.*` on the in-memory broker
+    `broker` (`memory://<broker>`), with each error, read when asked."""
 
-    bodies: list[bytes] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    broker: str
+
+    @property
+    def bodies(self) -> list[bytes]:
+        return [letter.message.body for letter in self._letters()]
+
+    @property
+    def errors(self) -> list[str]:
+        return [
+            letter.message.headers.get(DEADLETTER_ERROR_HEADER, "") for letter in self._letters()
+        ]
+
+    def _letters(self) -> list[Any]:
+        return list(broker_named(self.broker).dead_letters.values())

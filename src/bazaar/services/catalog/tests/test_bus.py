@@ -1,5 +1,5 @@
-"""The bus entrypoints through faststream's in-memory TestNatsBroker: price quotes by
-request/reply (`Bus.request` works under it) and the `stock.changed` consumer."""
+"""The bus entrypoints on the in-memory broker (`memory://`): price quotes by
+request/reply and the `stock.changed` consumer."""
 
 from typing import Any
 
@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bazaar.contracts.quotes import QUOTE_SUBJECT
+from bazaar.platform.brokers import Outgoing
 from bazaar.platform.bus import Bus, RemoteError
 from bazaar.platform.db import Database
 from bazaar.platform.messaging_tables import inbox
@@ -152,8 +153,8 @@ async def test_a_missing_field_or_unparseable_message_is_dead_lettered(
     incomplete = stock_changed("p-anvil", available=1, version=5)
     del incomplete.data["version"]
     await bus.publish_event(incomplete)
-    await bus.broker.publish(b"{not json", "bazaar.events.stock.changed", stream="BAZAAR_EVENTS")
-    await bus.broker.publish(b'{"id": "x"}', "bazaar.events.stock.changed", stream="BAZAAR_EVENTS")
+    for raw in (b"{not json", b'{"id": "x"}'):
+        await bus.transport.publish(Outgoing("bazaar.events.stock.changed", raw), 5.0)
     assert len(dead_letters.bodies) == 3
     assert dead_letters.bodies[1] == b"{not json"
     assert "unparseable" in dead_letters.errors[1]
