@@ -1,4 +1,4 @@
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -8,10 +8,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bazaar.platform.flaskapp import SyncDatabase
-from bazaar.platform.migrations import migrate
 from bazaar.services.auth.bootstrap import MIGRATIONS, build_app
 from bazaar.services.auth.passwords import Passwords
 from bazaar.services.auth.settings import AuthSettings
+from bazaar.testing import DATABASE_BACKENDS, provisioned_database
 
 PASSWORD = "correct horse"
 
@@ -21,11 +21,17 @@ def cheap_passwords() -> Passwords:
     return Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
+@pytest.fixture(params=DATABASE_BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Every database test runs on SQLite and on PostgreSQL (there through psycopg: the
+    service's synchronous engine reads the same URL, see `sync_url`)."""
+    async with provisioned_database(request.param, MIGRATIONS, tmp_path, "auth") as url:
+        yield url
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> AuthSettings:
-    settings = AuthSettings(home=tmp_path, environment="test")
-    migrate(MIGRATIONS, settings.database_url)
-    return settings
+def settings(tmp_path: Path, database_url: str) -> AuthSettings:
+    return AuthSettings(home=tmp_path, environment="test", database_url=database_url)
 
 
 @pytest.fixture

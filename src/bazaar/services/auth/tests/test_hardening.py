@@ -5,7 +5,6 @@ that would tell which emails have accounts."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from argon2 import PasswordHasher
 from cryptography.hazmat.primitives import serialization
 from flask.testing import FlaskClient
 from pydantic import SecretStr
+from sqlalchemy import text
 
 from bazaar.platform.config import ConfigurationError
 from bazaar.platform.flaskapp import SyncDatabase
@@ -149,9 +149,13 @@ def test_an_unknown_email_costs_exactly_the_argon2_work_of_a_wrong_password(
 
 
 def stored_pems(settings: AuthSettings) -> list[str]:
-    path = settings.database_url.split("///", 1)[1]
-    with sqlite3.connect(path) as connection:
-        return [row[0] for row in connection.execute("SELECT private_key_pem FROM signing_keys")]
+    # Straight from the database, past the service's code.
+    database = SyncDatabase(settings.database_url)
+    try:
+        with database.reading() as session:
+            return list(session.scalars(text("SELECT private_key_pem FROM signing_keys")))
+    finally:
+        database.dispose()
 
 
 def test_signing_keys_are_stored_encrypted(settings: AuthSettings, client: FlaskClient) -> None:
@@ -175,9 +179,8 @@ def test_a_key_stored_in_plain_text_is_encrypted_at_the_next_start(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    path = settings.database_url.split("///", 1)[1]
-    with sqlite3.connect(path) as connection:
-        connection.execute("UPDATE signing_keys SET private_key_pem = ?", (plain,))
+    with db.transaction() as session:
+        session.execute(text("UPDATE signing_keys SET private_key_pem = :pem"), {"pem": plain})
 
     restarted = build_app(settings, db=db, passwords=cheap_passwords()).test_client()
 
