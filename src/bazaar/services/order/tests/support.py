@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from faststream.nats import TestNatsBroker
 from sqlalchemy import select
 
 from bazaar.platform.bus import Bus
@@ -115,7 +114,7 @@ async def running_shop(
 ) -> AsyncIterator[Shop]:
     settings = OrderSettings(home=tmp_path, **{**FAST, **overrides})
     db = Database(database_url)
-    bus = Bus(settings.broker_url, "order")
+    bus = Bus("memory://order", "order")  # each test (a loop of its own) starts it empty
     app = build_app(
         settings,
         db=db,
@@ -128,7 +127,6 @@ async def running_shop(
     )
     transport = httpx.ASGITransport(app=app)
     async with (
-        TestNatsBroker(bus.broker),
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://order") as client,
     ):

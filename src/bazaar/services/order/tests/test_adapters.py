@@ -9,7 +9,6 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from faststream.nats import TestNatsBroker
 
 from bazaar.contracts.generated import inventory_pb2, inventory_pb2_grpc
 from bazaar.contracts.quotes import QUOTE_SUBJECT
@@ -276,23 +275,23 @@ async def catalog_answer(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_prices_come_by_request_reply_on_the_bus() -> None:
-    bus = Bus("nats://127.0.0.1:4222", "order")
+    bus = Bus("memory://order", "order")
     bus.on_request(QUOTE_SUBJECT, catalog_answer)
     pricing = BusPricing(bus, timeout=1.0)
-    async with TestNatsBroker(bus.broker):
-        await bus.start()
-        quotes = await pricing.quote(["p-tea", "p-gone"])
-        assert quotes.by_product == {"p-tea": Quote("p-tea", "P-TEA", 100)}
-        assert quotes.missing == ["p-gone"]
-        with pytest.raises(PricingRefused, match="p-bad"):
-            await pricing.quote(["p-bad"])
-        with pytest.raises(PricingUnavailable):
-            await pricing.quote(["p-garbled"])
+    await bus.start()
+    quotes = await pricing.quote(["p-tea", "p-gone"])
+    assert quotes.by_product == {"p-tea": Quote("p-tea", "P-TEA", 100)}
+    assert quotes.missing == ["p-gone"]
+    with pytest.raises(PricingRefused, match="p-bad"):
+        await pricing.quote(["p-bad"])
+    with pytest.raises(PricingUnavailable):
+        await pricing.quote(["p-garbled"])
+    await bus.stop()
 
 
 async def test_no_catalog_on_the_bus_is_unavailable() -> None:
-    bus = Bus("nats://127.0.0.1:4222", "order")
-    async with TestNatsBroker(bus.broker):
-        await bus.start()
-        with pytest.raises(PricingUnavailable):
-            await BusPricing(bus, timeout=0.2).quote(["p-tea"])
+    bus = Bus("memory://order", "order")
+    await bus.start()
+    with pytest.raises(PricingUnavailable):
+        await BusPricing(bus, timeout=0.2).quote(["p-tea"])
+    await bus.stop()
