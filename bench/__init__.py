@@ -11,9 +11,14 @@ does hits each side alike:
   monolith in one process and one transaction per order (`bench/monolith.py`);
 - checkout with tracing every order (OpenTelemetry at 100 %, exported to the local trace
   store) against tracing off, on two platforms in alternating rounds (`bench/tracing.py`);
+- checkout with JetStream's fsync before every ack (`sync_interval: always`, as shipped)
+  against one more platform whose NATS runs without it (a bench-only switch), and the
+  cluster topology (PostgreSQL, 3 NATS nodes, Envoy, 2 replicas of every service)
+  against the embedded one, at saturation and at a fixed rate (`bench/topologies.py`);
 - the platform's event bus against raw nats-py JetStream on the same server;
 - the memory of every process.
 
 `python -m bench` (or `make bench`) prints one table and writes `bench/results/`.
-`--smoke` (or BENCH_SMOKE=1) runs every section in a few seconds with tiny counts.
+`--smoke` (or BENCH_SMOKE=1) runs every section but the cluster in a few seconds with
+tiny counts (`--smoke --only cluster` runs that one too).
 """

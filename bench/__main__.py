@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bench import report
-from bench.run import DEFAULT_PROFILED, SECTIONS, Run
+from bench.run import DEFAULT_PROFILED, SECTIONS, SMOKE_SECTIONS, Run
 from bench.sizes import FULL, SMOKE
 from bench.target import TargetError, open_target
 
@@ -39,8 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         type=lambda text: tuple(name.strip() for name in text.split(",") if name.strip()),
-        default=SECTIONS,
-        help=f"run just these sections, comma-separated (of {', '.join(SECTIONS)})",
+        default=(),
+        help=(
+            f"run just these sections, comma-separated (of {', '.join(SECTIONS)}; "
+            "the smoke run's default leaves out cluster)"
+        ),
     )
     parser.add_argument(
         "--orders", type=int, default=0, help="orders in the saturation run (default 2,000)"
@@ -49,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.only) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
-    sizes = SMOKE if args.smoke or _flag("BENCH_SMOKE") else FULL
+    smoke = bool(args.smoke or _flag("BENCH_SMOKE"))
+    sizes = SMOKE if smoke else FULL
+    sections = args.only or (SMOKE_SECTIONS if smoke else SECTIONS)
     if args.orders > 0:
         sizes = replace(sizes, saturation_orders=args.orders)
     profiled = _profiled(args.profile)
@@ -58,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     try:
         with open_target(say) as target:
-            run = Run(target, sizes, args.results / f"run-{stamp}", say, profiled, args.only)
+            run = Run(target, sizes, args.results / f"run-{stamp}", say, profiled, sections)
             results = asyncio.run(run.all())
     except TargetError as exc:
         say(f"[red]{exc}[/red]")

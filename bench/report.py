@@ -40,6 +40,8 @@ def rows(results: dict[str, Any]) -> list[Row]:
     table += _cpu_rows(results.get("saturation"), results.get("monolith"))
     table += _fixed_rate_rows(results.get("fixed_rate"))
     table += _tracing_rows(results.get("tracing"))
+    table += _fsync_rows(results.get("fsync"))
+    table += _cluster_rows(results.get("cluster"))
     table += _bus_rows(results.get("bus"))
     table += _rabbitmq_bus_rows(results.get("rabbitmq"))
     table += _memory_rows(results.get("memory"))
@@ -172,6 +174,72 @@ def _tracing_rows(traced: dict[str, Any] | None) -> list[Row]:
         )
         for i, name in enumerate(("off", "on"))
     ]
+
+
+def _fsync_rows(fsync: dict[str, Any] | None) -> list[Row]:
+    problem = _failed(fsync)
+    if fsync is None:
+        return []
+    if problem:
+        return [("checkout, NATS fsync", "", problem, "", "")]
+    ratios = {
+        "always": f"throughput without/with {_n(fsync['throughput_default_over_always'], 3)}",
+        "default": f"p50 without/with {_n(fsync['p50_default_over_always'], 3)}",
+    }
+    labels = {
+        "always": "sync_interval: always",
+        "default": "NATS default (bench only)",
+    }
+    return [
+        (
+            "checkout, NATS fsync" if i == 0 else "",
+            labels[name],
+            f"{_n(fsync[name]['paid_per_s'], 1)} paid/s",
+            f"p50 {_n(fsync[name]['paid_p50_ms'])} ms, "
+            f"{_n(fsync[name]['cpu_ms_per_paid_order'], 1)} ms CPU / paid order",
+            ratios[name],
+        )
+        for i, name in enumerate(("always", "default"))
+    ]
+
+
+def _cluster_rows(cluster: dict[str, Any] | None) -> list[Row]:
+    problem = _failed(cluster)
+    if cluster is None:
+        return []
+    if problem:
+        return [("checkout, topology", "", problem, "", "")]
+    labels = {
+        "embedded": "embedded (1 process each, SQLite)",
+        "cluster": "cluster (2 replicas, PostgreSQL, 3 NATS)",
+    }
+    saturation = [
+        (
+            "checkout, topology" if i == 0 else "",
+            f"{labels[name]}, saturation",
+            f"{_n(cluster[name]['paid_per_s'], 1)} paid/s",
+            f"p50 {_n(cluster[name]['paid_p50_ms'])} ms, "
+            f"{_n(cluster[name]['cpu_ms_per_paid_order'], 1)} ms CPU / paid order",
+            f"cluster/embedded {_n(cluster['throughput_cluster_over_embedded'], 3)}"
+            if i == 0
+            else f"CPU cluster/embedded {_n(cluster['cpu_cluster_over_embedded'], 3)}",
+        )
+        for i, name in enumerate(("embedded", "cluster"))
+    ]
+    fixed = [
+        (
+            "",
+            f"{labels[name]}, {_n(cluster['rate'])}/s",
+            f"{_n(rate['paid_per_s'], 1)} paid/s ({rate['paid']}/{rate['orders']} paid)",
+            f"p50 {_n(rate['paid_p50_ms'])} / p99 {_n(rate['paid_p99_ms'])} ms",
+            f"p50 cluster/embedded {_n(cluster['fixed_rate_p50_cluster_over_embedded'], 3)}"
+            if i == 0
+            else f"{rate['late_starts']} late starts",
+        )
+        for i, name in enumerate(("embedded", "cluster"))
+        if (rate := cluster[name].get("fixed_rate"))
+    ]
+    return saturation + fixed
 
 
 def _rabbitmq_checkout_rows(

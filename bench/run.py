@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from bench import brokers, checkout, child, messaging, procfs, profile, reads, tracing
+from bench import brokers, checkout, child, messaging, procfs, profile, reads, topologies, tracing
 from bench.floor import floor_server
 from bench.sizes import Sizes
 from bench.stats import ratio
@@ -21,7 +21,21 @@ from bench.target import Target
 
 Say = Callable[[str], None]
 DEFAULT_PROFILED = ("order", "gateway", "inventory")
-SECTIONS = ("reads", "bus", "monolith", "saturation", "fixed_rate", "tracing", "rabbitmq")
+SECTIONS = (
+    "reads",
+    "bus",
+    "monolith",
+    "saturation",
+    "fixed_rate",
+    "tracing",
+    "fsync",
+    "cluster",
+    "rabbitmq",
+)
+# The smoke run leaves out the cluster topology: starting it (PostgreSQL, three NATS
+# nodes, Envoy, two replicas of every service) takes minutes on two busy cores.
+# `--smoke --only cluster` runs it with the smoke counts.
+SMOKE_SECTIONS = tuple(name for name in SECTIONS if name != "cluster")
 
 
 class Run:
@@ -195,6 +209,18 @@ class Run:
         if not self.target.embedded:
             return {"skipped": "needs the embedded platform the bench starts"}
         return await tracing.measure(self.target, self.sizes, self.say)
+
+    async def fsync(self) -> dict[str, Any]:
+        """Checkout with JetStream's fsync before every ack against without (bench only)."""
+        if not self.target.embedded:
+            return {"skipped": "needs the embedded platform the bench starts"}
+        return await topologies.measure_fsync(self.target, self.sizes, self.say)
+
+    async def cluster(self) -> dict[str, Any]:
+        """Checkout on the cluster topology against the embedded one, side by side."""
+        if not self.target.embedded:
+            return {"skipped": "needs the embedded platform the bench starts"}
+        return await topologies.measure_cluster(self.target, self.sizes, self.say)
 
     def _ratios(self) -> None:
         saturation, monolith = self.results.get("saturation", {}), self.results.get("monolith", {})

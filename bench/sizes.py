@@ -34,6 +34,13 @@ class Sizes:
     tracing_rounds: int = 3
     tracing_orders: int = 300
     tracing_shoppers: int = 16
+    # the cluster topology and NATS's fsync against the embedded platform: rounds of this
+    # many closed-loop orders by this many shoppers on each side, alternately; then (the
+    # cluster) `fixed_rate` orders/s for `topology_rate_seconds` on each
+    topology_rounds: int = 3
+    topology_orders: int = 300
+    topology_shoppers: int = 24
+    topology_rate_seconds: float = 10.0
 
 
 FULL = Sizes(
@@ -73,4 +80,8 @@ SMOKE = Sizes(
     tracing_rounds=1,
     tracing_orders=6,
     tracing_shoppers=2,
+    topology_rounds=1,
+    topology_orders=6,
+    topology_shoppers=2,
+    topology_rate_seconds=0.1,
 )

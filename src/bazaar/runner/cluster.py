@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,12 @@ from bazaar.runner.ports import LOOPBACK
 # crash of the broker can no longer lose it (Jepsen, NATS 2.12.1: the default fsyncs
 # every two minutes). Its cost is measured by `make bench`.
 SYNC_INTERVAL = "always"
+# For measurement only (`make bench`'s fsync section): a platform started with this
+# variable writes its NATS configuration with that sync_interval instead ("default": none
+# at all, NATS's own two minutes), to compare a checkout with and without fsync before the
+# ack. It gives up the guarantee above; nothing but the bench sets it.
+BENCH_SYNC_INTERVAL_VARIABLE = "BAZAAR_BENCH_NATS_SYNC_INTERVAL"
+_INTERVAL = re.compile(r"always|default|[0-9]+(ms|s|m|h)")
 EMBEDDED_POSTGRES_USER = "nobody"  # initdb refuses root
 EMBEDDED_POSTGRES_PASSWORD = "postgres"  # pg0's, on loopback only
 PG0_INSTANCE = "bazaar"
@@ -38,25 +45,46 @@ class ClusterError(Exception):
 # --- NATS -------------------------------------------------------------------------------
 
 
-def _nats_jetstream(store_dir: Path) -> str:
+def sync_interval(env: Mapping[str, str]) -> str:
+    """The sync_interval a platform's NATS gets: `SYNC_INTERVAL`, unless the bench's
+    measurement-only variable says otherwise."""
+    value = env.get(BENCH_SYNC_INTERVAL_VARIABLE, "").strip()
+    if not value:
+        return SYNC_INTERVAL
+    if not _INTERVAL.fullmatch(value):
+        raise ClusterError(
+            f"{BENCH_SYNC_INTERVAL_VARIABLE}={value!r}: use always, default or a duration (2m)"
+        )
+    return value
+
+
+def _nats_jetstream(store_dir: Path, interval: str) -> str:
     store = json.dumps(str(store_dir))
-    return f"jetstream {{ store_dir: {store}, sync_interval: {SYNC_INTERVAL} }}"
+    if interval == "default":
+        return f"jetstream {{ store_dir: {store} }}"
+    return f"jetstream {{ store_dir: {store}, sync_interval: {interval} }}"
 
 
-def single_nats_config(client: int, monitor: int, store_dir: Path) -> str:
+def single_nats_config(
+    client: int, monitor: int, store_dir: Path, interval: str = SYNC_INTERVAL
+) -> str:
     """The embedded topology's one JetStream server."""
     return "\n".join(
         [
             f'listen: "{LOOPBACK}:{client}"',
             f'http: "{LOOPBACK}:{monitor}"',
-            _nats_jetstream(store_dir),
+            _nats_jetstream(store_dir, interval),
             "",
         ]
     )
 
 
 def clustered_nats_config(
-    name: str, ports: Mapping[str, int], route_ports: Sequence[int], store_dir: Path
+    name: str,
+    ports: Mapping[str, int],
+    route_ports: Sequence[int],
+    store_dir: Path,
+    interval: str = SYNC_INTERVAL,
 ) -> str:
     """One node of the JetStream cluster: its own name and store, routes to every node
     (its own route is ignored), so that any node can be killed and rejoin."""
@@ -66,7 +94,7 @@ def clustered_nats_config(
             f'server_name: "{name}"',
             f'listen: "{LOOPBACK}:{ports["client"]}"',
             f'http: "{LOOPBACK}:{ports["monitor"]}"',
-            _nats_jetstream(store_dir),
+            _nats_jetstream(store_dir, interval),
             "cluster {",
             '  name: "bazaar"',
             f'  listen: "{LOOPBACK}:{ports["cluster"]}"',

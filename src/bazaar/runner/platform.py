@@ -374,7 +374,9 @@ class Platform:
         monitor = f"http://{LOOPBACK}:{nats['monitor']}/healthz"
         config = self.home.root / "nats.conf"
         config.write_text(
-            cluster.single_nats_config(nats["client"], nats["monitor"], self.home.nats)
+            cluster.single_nats_config(
+                nats["client"], nats["monitor"], self.home.nats, self._sync_interval()
+            )
         )
         self._supervisor.start(
             ProcessSpec(
@@ -511,10 +513,20 @@ class Platform:
             stop_signal=signal.SIGINT,  # fast shutdown: SIGTERM waits for every client
         )
 
+    def _sync_interval(self) -> str:
+        try:
+            return cluster.sync_interval(self.env)
+        except cluster.ClusterError as exc:
+            raise StartupError(str(exc)) from None
+
     def _nats_node_spec(self, name: str, routes: list[int]) -> ProcessSpec:
         ports = self.ports[name]
         config = self.home.nats / f"{name}.conf"
-        config.write_text(cluster.clustered_nats_config(name, ports, routes, self.home.nats / name))
+        config.write_text(
+            cluster.clustered_nats_config(
+                name, ports, routes, self.home.nats / name, self._sync_interval()
+            )
+        )
         monitor = f"http://{LOOPBACK}:{ports['monitor']}/healthz"
         return ProcessSpec(
             name=name,
