@@ -4,17 +4,27 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bazaar.platform.db import Database
 from bazaar.services.payment.bootstrap import MIGRATIONS, build_app
 from bazaar.services.payment.domain import ProcessorMode
 from bazaar.services.payment.settings import PaymentSettings
 from bazaar.services.payment.tests.fakes import HeldProcessor
-from bazaar.testing import migrated_database
+from bazaar.testing import DATABASE_BACKENDS, provisioned_database
+
+
+@pytest.fixture(params=DATABASE_BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """Every database test runs on SQLite and on PostgreSQL."""
+    async with provisioned_database(request.param, MIGRATIONS, tmp_path, "payment") as url:
+        database = Database(url)
+        yield database
+        await database.dispose()
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def client(tmp_path: Path, db: Database) -> AsyncIterator[httpx.AsyncClient]:
     settings = PaymentSettings(home=tmp_path, environment="test")
-    app = build_app(settings, db=migrated_database(MIGRATIONS, tmp_path))
+    app = build_app(settings, db=db)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://payment") as c,
@@ -29,11 +39,11 @@ def held_processor() -> HeldProcessor:
 
 @pytest.fixture
 async def slow_client(
-    tmp_path: Path, held_processor: HeldProcessor
+    tmp_path: Path, db: Database, held_processor: HeldProcessor
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The service with a processor that, in `slow` mode, answers when the test says so."""
     settings = PaymentSettings(home=tmp_path, environment="test")
-    app = build_app(settings, db=migrated_database(MIGRATIONS, tmp_path), processor=held_processor)
+    app = build_app(settings, db=db, processor=held_processor)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://payment") as c,
