@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import httpx
 import jwt
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 
 from bazaar.platform.logs import get_logger
 from bazaar.platform.problems import Problem
@@ -206,10 +206,20 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+_VERIFIER = "token_verifier"
+
+
+def verify_tokens_with(app: FastAPI, verifier: TokenVerifier) -> None:
+    """Make `verifier` the one `CurrentUser` and `AdminUser` use in `app`
+    (`create_app(..., tokens=...)` calls it)."""
+    setattr(app.state, _VERIFIER, verifier)
+
+
 async def current_user(request: Request) -> Principal:
-    """FastAPI dependency: the verified caller. The app keeps its verifier in
-    `app.state.token_verifier` (set by the service's bootstrap)."""
-    verifier: TokenVerifier = request.app.state.token_verifier
+    """FastAPI dependency: the verified caller."""
+    verifier: TokenVerifier | None = getattr(request.app.state, _VERIFIER, None)
+    if verifier is None:
+        raise RuntimeError(f"{request.app.title}: no token verifier (create_app(tokens=...))")
     return await verifier.verify(bearer_token(request))
 
 

@@ -32,6 +32,7 @@ from bazaar.platform.logs import get_logger
 from bazaar.platform.outbox import OutboxRelay
 from bazaar.platform.problems import PROBLEM_JSON, Problem, problem_body
 from bazaar.platform.telemetry import instrument_fastapi
+from bazaar.platform.tokens import TokenVerifier, verify_tokens_with
 
 log = get_logger(__name__)
 
@@ -257,13 +258,15 @@ def create_app(
     resources: Sequence[Resource] = (),
     readiness: Sequence[ReadinessCheck] = (),
     provides: object | None = None,
+    tokens: TokenVerifier | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """An app with the platform's outside. `resources` are async context managers entered
     at start-up in order (database, bus, background tasks) and left in reverse.
     `provides` is what routes get through `dependencies.uses` (the service's typed
-    dependencies and use cases). A request body over `max_body_bytes` is a 413 problem."""
+    dependencies and use cases); `tokens` verifies the bearer tokens of `CurrentUser`
+    and `AdminUser`. A request body over `max_body_bytes` is a 413 problem."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -277,6 +280,8 @@ def create_app(
     app = FastAPI(title=title or f"bazaar {service}", lifespan=lifespan, **fastapi_kwargs)
     if provides is not None:
         provide(app, provides)
+    if tokens is not None:
+        verify_tokens_with(app, tokens)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
     app.add_middleware(RequestContextMiddleware, service=service)  # outermost but tracing's

@@ -38,10 +38,10 @@ def build_app(
     app = create_app(
         "cart",
         provides=carts,
+        tokens=verifier or TokenVerifier(settings.jwks_url),
         resources=[database_resource(database), bus_resource(message_bus)],
         readiness=standard_readiness(database, message_bus),
     )
-    app.state.token_verifier = verifier or TokenVerifier(settings.jwks_url)
     app.include_router(public)
     app.include_router(internal)
     return app

@@ -35,10 +35,10 @@ def build_app(
     app = create_app(
         settings.service_name,
         provides=catalog,
+        tokens=verifier or TokenVerifier(settings.jwks_url),
         resources=[database_resource(database), bus_resource(message_bus)],
         readiness=standard_readiness(database, message_bus),
     )
-    app.state.token_verifier = verifier or TokenVerifier(settings.jwks_url)
     app.include_router(router)
     return app
 

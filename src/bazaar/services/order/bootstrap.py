@@ -73,6 +73,7 @@ def build_app(
     app = create_app(
         SERVICE,
         provides=orders,
+        tokens=token_verifier or TokenVerifier(settings.jwks_url),
         resources=[
             database_resource(orders_db),
             bus_resource(event_bus),
@@ -82,7 +83,6 @@ def build_app(
         ],
         readiness=standard_readiness(orders_db, event_bus),
     )
-    app.state.token_verifier = token_verifier or TokenVerifier(settings.jwks_url)
     app.include_router(router)
     return app
 
