@@ -4,7 +4,6 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from faststream.nats import TestNatsBroker
 
 from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
@@ -33,8 +32,8 @@ def pricing(catalog: FakeCatalog) -> Pricing | None:
 
 @pytest.fixture
 def bus() -> Bus:
-    # Never connects: the tests run it inside TestNatsBroker (in memory).
-    return Bus("nats://127.0.0.1:4222", "cart")
+    # The in-memory broker: each test (a loop of its own) starts it empty.
+    return Bus("memory://cart", "cart")
 
 
 @pytest.fixture(params=DATABASE_BACKENDS)
@@ -61,7 +60,6 @@ def app(
 @pytest.fixture
 async def client(app: FastAPI, bus: Bus) -> AsyncIterator[httpx.AsyncClient]:
     async with (
-        TestNatsBroker(bus.broker),
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cart") as c,
     ):

@@ -5,7 +5,6 @@ from typing import Any
 
 import httpx
 import pytest
-from faststream.nats import TestNatsBroker
 
 from bazaar.contracts.quotes import QUOTE_SUBJECT
 from bazaar.platform.bus import BadRequest, Bus
@@ -56,7 +55,7 @@ def pricing() -> Pricing | None:
 
 @pytest.fixture
 def bus(responder: CatalogResponder) -> Bus:
-    bus = Bus("nats://127.0.0.1:4222", "cart")
+    bus = Bus("memory://cart", "cart")
     bus.on_request(QUOTE_SUBJECT, responder)
     return bus
 
@@ -129,7 +128,7 @@ async def test_a_catalog_that_fails_is_a_problem_and_changes_nothing(
 async def test_no_catalog_on_the_bus_is_503(
     tmp_path: Any, minter: TokenMinter, alice: dict[str, str]
 ) -> None:
-    lonely = Bus("nats://127.0.0.1:4222", "cart")  # nobody answers quotes
+    lonely = Bus("memory://lonely", "cart")  # nobody answers quotes
     app = build_app(
         CartSettings(home=tmp_path, environment="test"),
         db=migrated_database(MIGRATIONS, tmp_path),
@@ -138,7 +137,6 @@ async def test_no_catalog_on_the_bus_is_503(
     )
     transport = httpx.ASGITransport(app=app)
     async with (
-        TestNatsBroker(lonely.broker),
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://cart") as client,
     ):
