@@ -55,11 +55,6 @@ SEED = int(os.environ.get("BAZAAR_FAULT_SEED", random.randrange(1_000_000)))
 # The kill -9 and the restart are done to whichever broker the platform runs on ("nats"
 # stands for it in VICTIMS).
 BROKERS = PLATFORM_BROKERS
-NOT_YET_ON = {
-    "rabbitmq": "after a RabbitMQ restart (about 10 s down against NATS's 1 s) the "
-    "notification and cart consumers keep timing out on their SQLite writer lock and "
-    "some mails are late past the test's patience (issue 11's closing note)",
-}
 
 
 async def ready_to_buy(

@@ -16,7 +16,9 @@ Topology, declared by every transport at start (idempotent):
   and confirm a message once a majority of members have written it to disk.
 - manual acks, `prefetch` = the bus's capacity per consumer. A handler that fails keeps
   the message for the retry delay and then returns it (`nack`, requeue): quorum queues
-  have no delayed redelivery, and returning at once would spin. The broker counts
+  have no delayed redelivery, and returning at once would spin. A delivery whose channel
+  closed (broker restart) is neither held nor handled any more: the broker has it back
+  and delivers it again on the reopened channel. The broker counts
   deliveries (`x-delivery-count`), which `Delivery.attempt` reads, and past
   `x-delivery-limit` (a guard for consumers that crash on a message before they can
   settle it) dead-letters the message itself, at least once, to `bazaar.deadletter`.
@@ -147,8 +149,17 @@ def _message(message: Outgoing, **properties: Any) -> aio_pika.Message:
 class RabbitDelivery:
     def __init__(self, message: AbstractIncomingMessage) -> None:
         self._message = message
+        # The channel it came on: its delivery tag means nothing on any other, and once
+        # that channel is closed (a broker restart, a lost connection) the broker has put
+        # the message back in its queue and delivers it again on the reopened channel.
+        self._channel = message.channel
         self.body = message.body
         self.headers: Headers = text_headers(message)
+
+    @property
+    def orphaned(self) -> bool:
+        """Its channel is gone: the message is (or will be) delivered again."""
+        return self._channel.is_closed
 
     @property
     def attempt(self) -> int:
@@ -160,9 +171,24 @@ class RabbitDelivery:
             await self._message.ack()
 
     async def retry(self, delay: float) -> None:
-        await asyncio.sleep(delay)
+        # Held for the delay, then given back. But once its channel closes, the broker
+        # has it back already and hands it out again at once: holding on would keep a
+        # handler of a dead delivery alive beside the new one (the backoff is lost for
+        # that one delivery, not the message).
+        closing = self._channel.closing
+        await asyncio.wait([closing], timeout=delay)
+        if closing.done():
+            return
         with contextlib.suppress(Exception):
             await self._message.nack(requeue=True)
+
+
+async def _unless_orphaned(handle: DeliveryHandler, delivery: RabbitDelivery) -> None:
+    # A delivery whose channel closed before its handler began (the reconnection came
+    # first) is not handled: the broker delivers it again on the new channel, and two
+    # handlers of one message would both queue for the service's database.
+    if not delivery.orphaned:
+        await handle(delivery)
 
 
 class RabbitTransport:
@@ -241,7 +267,7 @@ class RabbitTransport:
         await queue.bind(EVENTS_EXCHANGE, subscription.subject)
 
         async def arrived(message: AbstractIncomingMessage) -> None:
-            self._spawn(handle(RabbitDelivery(message)))
+            self._spawn(_unless_orphaned(handle, RabbitDelivery(message)))
 
         await queue.consume(arrived, no_ack=False)
 
