@@ -1,15 +1,13 @@
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import grpc
 import pytest
-from faststream.nats import JStream, TestNatsBroker
 
 from bazaar.contracts.generated import inventory_pb2_grpc
 from bazaar.platform.bus import Bus
 from bazaar.platform.db import Database
-from bazaar.platform.events import EVENTS_STREAM, event_subject
+from bazaar.platform.events import Envelope
 from bazaar.services.inventory.bootstrap import MIGRATIONS, InventoryProcess, build_inventory
 from bazaar.services.inventory.domain import SeedStock
 from bazaar.services.inventory.settings import InventorySettings
@@ -42,19 +40,23 @@ def published() -> Published:
 async def inventory(
     settings: InventorySettings, db: Database, published: Published
 ) -> AsyncIterator[InventoryProcess]:
-    bus = Bus(settings.broker_url, "inventory")
+    # memory://: each test (a loop of its own) gets an empty broker; a second bus on it
+    # stands for the consumers of stock.changed.
+    bus = Bus("memory://inventory", "inventory")
+    consumers = Bus("memory://inventory", "consumers")
 
-    @bus.broker.subscriber(event_subject("stock.changed"), stream=JStream(EVENTS_STREAM))
-    async def collect(body: str) -> None:
-        published.add(json.loads(body))
+    async def collect(event: Envelope) -> None:
+        published.add(event.model_dump(mode="json"))
 
+    consumers.on_event("stock.changed", "consumers", collect)
     process = build_inventory(settings, db=db, bus=bus)
-    async with TestNatsBroker(bus.broker):
-        await process.start()
-        try:
-            yield process
-        finally:
-            await process.stop()
+    await consumers.start()
+    await process.start()
+    try:
+        yield process
+    finally:
+        await process.stop()
+        await consumers.stop()
 
 
 @pytest.fixture
