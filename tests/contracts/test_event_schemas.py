@@ -13,7 +13,6 @@ from typing import Any
 
 import grpc
 import pytest
-from faststream.nats import TestNatsBroker
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -129,16 +128,15 @@ def line(product_id: str, qty: int) -> pb.Line:
 async def inventory_calls(tmp_path: Path) -> AsyncIterator[tuple[InventoryStub, Database]]:
     settings = InventorySettings(home=tmp_path, port=0, environment="test")
     db = migrated_database(INVENTORY_MIGRATIONS, tmp_path, "inventory")
-    bus = Bus(settings.broker_url, "inventory")
+    bus = Bus("memory://inventory", "inventory")  # each test (its own loop) starts empty
     process = build_inventory(settings, db=db, bus=bus)
-    async with TestNatsBroker(bus.broker):
-        await process.start()
-        await process.service.seed(SeedStock((("p-tea", 5), ("p-mug", 0))))
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{process.port}") as channel:
-                yield InventoryStub(channel), db
-        finally:
-            await process.stop()
+    await process.start()
+    await process.service.seed(SeedStock((("p-tea", 5), ("p-mug", 0))))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{process.port}") as channel:
+            yield InventoryStub(channel), db
+    finally:
+        await process.stop()
 
 
 async def test_the_inventory_service_writes_events_that_fit_their_contract(

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from faststream.nats import TestNatsBroker
 
 from bazaar.platform.bus import Bus
 from bazaar.testing import TokenMinter, migrated_database
@@ -53,7 +52,7 @@ def cart(tmp_path: Path, minter: TokenMinter) -> Iterator[ServedApp]:
     from bazaar.services.cart.settings import CartSettings
     from bazaar.services.cart.tests.fakes import FakeCatalog
 
-    bus = Bus("nats://127.0.0.1:4222", "cart")  # in memory (TestNatsBroker), never connects
+    bus = Bus("memory://cart", "cart")
     app = build_app(
         CartSettings(home=tmp_path, environment="test"),
         db=migrated_database(MIGRATIONS, tmp_path, "cart"),
@@ -61,7 +60,7 @@ def cart(tmp_path: Path, minter: TokenMinter) -> Iterator[ServedApp]:
         verifier=minter.verifier(),
         pricing=FakeCatalog(CART_PRICES),  # prices are the quote's contract, not this one
     )
-    with ServedApp(app, around=lambda: TestNatsBroker(bus.broker)) as served:
+    with ServedApp(app) as served:
         yield served
 
 
@@ -129,14 +128,14 @@ def catalog_app(
     from bazaar.services.catalog.settings import CatalogSettings
 
     db = migrated_database(MIGRATIONS, tmp_path, "catalog")
-    bus = Bus("nats://127.0.0.1:4222", "catalog")
+    bus = Bus("memory://catalog", "catalog")
     app = build_app(
         CatalogSettings(home=tmp_path, environment="test"),
         db=db,
         bus=bus,
         verifier=minter.verifier(),
     )
-    served = ServedApp(wrap(app), around=lambda: TestNatsBroker(bus.broker))
+    served = ServedApp(wrap(app))
 
     def tea() -> None:
         draft = handlers.ProductDraft("Green tea", "Loose leaf, 100 g", "kitchen", 450, "", "p-tea")
@@ -246,7 +245,7 @@ def order(tmp_path: Path, minter: TokenMinter) -> Iterator[tuple[ServedApp, Any]
 
     settings = OrderSettings(home=tmp_path, **FAST)
     neighbours = Neighbours()
-    bus = Bus(settings.broker_url, "order")  # in memory (TestNatsBroker), never connects
+    bus = Bus("memory://order", "order")
     app = build_app(
         settings,
         db=migrated_database(MIGRATIONS, tmp_path, "order"),
@@ -257,7 +256,7 @@ def order(tmp_path: Path, minter: TokenMinter) -> Iterator[tuple[ServedApp, Any]
         carts=neighbours.carts,
         pricing=neighbours.pricing,
     )
-    with ServedApp(app, around=lambda: TestNatsBroker(bus.broker)) as served:
+    with ServedApp(app) as served:
         yield served, (provided(app, OrderService), neighbours)
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import grpc
 import pytest
-from faststream.nats import TestNatsBroker
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -91,15 +90,14 @@ async def inventory(tmp_path: Path) -> AsyncIterator[InventoryProcess]:
         home=tmp_path, host="127.0.0.1", port=0, environment="test", shutdown_grace_seconds=0.5
     )
     db = migrated_database(MIGRATIONS, tmp_path, "inventory")
-    bus = Bus(settings_.broker_url, "inventory")
+    bus = Bus("memory://inventory", "inventory")  # each test (its own loop) starts empty
     process = build_inventory(settings_, db=db, bus=bus)
-    async with TestNatsBroker(bus.broker):
-        await process.start()
-        await process.service.seed(SeedStock(tuple(STOCK.items())))
-        try:
-            yield process
-        finally:
-            await process.stop()
+    await process.start()
+    await process.service.seed(SeedStock(tuple(STOCK.items())))
+    try:
+        yield process
+    finally:
+        await process.stop()
 
 
 @pytest.fixture
