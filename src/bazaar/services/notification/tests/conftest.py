@@ -1,5 +1,5 @@
 """A real SMTP server (aiosmtpd) on a free loopback port, a real SQLite file, and the bus
-in memory (TestNatsBroker): the service as it runs, minus the network."""
+in memory (memory://): the service as it runs, minus the network."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from faststream.nats import TestNatsBroker
 from sqlalchemy import Row, select
 
 from bazaar.platform.bus import Bus
@@ -138,10 +137,11 @@ def start_service(tmp_path: Path) -> StartService:
     async def start(smtp_port: int) -> AsyncIterator[Service]:
         settings = NotificationSettings(home=tmp_path, environment="test", smtp_port=smtp_port)
         db = migrated_database(MIGRATIONS, tmp_path)
-        bus = Bus(settings.broker_url, "notification", max_deliveries=5)
+        # memory://: each test (a loop of its own) starts with an empty broker; a service
+        # started again within a test finds what waited for it.
+        bus = Bus("memory://notification", "notification", max_deliveries=5)
         app = build_app(settings, db=db, bus=bus)
         async with (
-            TestNatsBroker(bus.broker),
             app.router.lifespan_context(app),
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://notification"
