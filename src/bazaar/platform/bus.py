@@ -143,13 +143,6 @@ class Bus:
         self.max_deliveries = max_deliveries
         self.transport: Transport = make_transport(url, service)
 
-    @property
-    def broker(self) -> Any:
-        """FastStream's NatsBroker under the NATS transport: tests written for
-        `TestNatsBroker(bus.broker)` run the bus in FastStream's memory (new tests use
-        `memory://`)."""
-        return getattr(self.transport, "broker")  # noqa: B009  (only NATS has one)
-
     # --- lifetime ---------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -1,11 +1,8 @@
 """NATS JetStream, the embedded default.
 
-FastStream's NatsBroker makes the connection and gives older tests its in-memory broker
-(`TestNatsBroker(bus.broker)`); once connected to a real server, the transport publishes,
-consumes (`jetstream.PullConsumer`) and answers through nats-py directly: FastStream's
-per-message pipeline (middlewares, dependency injection, a thread hop to look up the
-message) cost more CPU than the work itself. Which of the two runs is settled once, when
-`start` finds what `connect` gave.
+The transport connects, publishes, consumes (`jetstream.PullConsumer`) and answers
+through nats-py directly (FastStream's per-message pipeline, which it used before, cost
+more CPU than the work itself). Tests without a server use `memory://`.
 
 Events go to stream BAZAAR_EVENTS (7 days), dead letters to BAZAAR_DEADLETTER (30 days).
 Each subscription is a durable pull consumer, created from the stream's first event and
@@ -24,14 +21,11 @@ from types import TracebackType
 from typing import Any
 
 import nats
-from faststream import AckPolicy
-from faststream.message import StreamMessage
-from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError, NotJSMessageError
 from nats.js import JetStreamContext
-from nats.js.api import RawStreamMsg
+from nats.js.api import RawStreamMsg, StreamConfig
 from nats.js.errors import NotFoundError
 
 from bazaar.platform.brokers.base import (
@@ -63,15 +57,6 @@ log = get_logger(__name__)
 MESSAGE_ID_HEADER = "Nats-Msg-Id"
 
 
-def make_broker(url: str) -> NatsBroker:
-    return NatsBroker(
-        url.split(","),
-        max_reconnect_attempts=-1,  # ride out broker restarts
-        reconnect_time_wait=1,
-        logger=None,
-    )
-
-
 @dataclass(frozen=True)
 class NatsDelivery:
     msg: Msg
@@ -88,7 +73,7 @@ class NatsDelivery:
     def attempt(self) -> int:
         try:
             metadata = self.msg.metadata
-        except NotJSMessageError:  # a core NATS message (FastStream's in-memory broker)
+        except NotJSMessageError:  # a core NATS message
             return 1
         delivered = getattr(metadata, "num_delivered", None)
         return int(delivered) if delivered else 1
@@ -102,7 +87,7 @@ class NatsDelivery:
 
 @dataclass
 class _ServerConnection:
-    """The connection to a real NATS server (none under FastStream's in-memory broker)."""
+    """The connection to the NATS server, while the transport runs."""
 
     connection: NatsClient
     js: JetStreamContext
@@ -119,65 +104,46 @@ def stream_replicas(url: str) -> int:
 class NatsTransport:
     def __init__(self, url: str, service: str) -> None:
         self.service = service
-        self.broker = make_broker(url)
+        self._servers = url.split(",")
         replicas = stream_replicas(url)
-        self._events = JStream(
-            EVENTS_STREAM,
-            subjects=[EVENTS_PREFIX + ">"],
-            max_age=7 * 86400,
-            num_replicas=replicas,
-        )
-        self._deadletters = JStream(
-            DEADLETTER_STREAM,
-            subjects=[DEADLETTER_PREFIX + ">"],
-            max_age=30 * 86400,
-            num_replicas=replicas,
+        self._events = StreamConfig(name=EVENTS_STREAM, max_age=7 * 86400, num_replicas=replicas)
+        self._deadletters = StreamConfig(
+            name=DEADLETTER_STREAM, max_age=30 * 86400, num_replicas=replicas
         )
         self._subscriptions: list[tuple[Subscription, DeliveryHandler]] = []
         self._responders: list[tuple[str, str, Answer]] = []
         self._server: _ServerConnection | None = None
+
+    @property
+    def connection(self) -> NatsClient:
+        """The connection to the server, once started (tests look at JetStream with it)."""
+        return self._running().connection
 
     # --- declarations -----------------------------------------------------------------
 
     def subscribe(self, subscription: Subscription, handle: DeliveryHandler) -> None:
         self._subscriptions.append((subscription, handle))
 
-        async def receive_in_memory(msg: NatsMessage) -> None:
-            await handle(NatsDelivery(msg.raw_message))
-
-        self.broker.subscriber(
-            subscription.subject,
-            stream=self._events,
-            durable=subscription.name,
-            pull_sub=PullSub(batch_size=subscription.capacity),
-            ack_policy=AckPolicy.MANUAL,
-            # The body stays bytes: FastStream's own JSON decoding would raise on some
-            # bodies (nested too deep, or not what their content-type says) before any
-            # handler runs, and the message would come back forever.
-            decoder=_raw_body,
-        )(receive_in_memory)
-
     def respond(self, subject: str, group: str, answer: Answer) -> None:
         self._responders.append((subject, group, answer))
-
-        async def answer_in_memory(msg: NatsMessage) -> bytes:
-            return await answer(bytes(msg.body), msg.headers or {})
-
-        self.broker.subscriber(subject, queue=group)(answer_in_memory)
 
     # --- lifetime ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        connection = await self.broker.connect()
-        if not isinstance(connection, NatsClient):
-            # Under TestNatsBroker: FastStream's in-memory broker delivers to the
-            # subscribers declared on it.
-            await self.broker.start()
+        if self._server is not None:
             return
+        connection = await nats.connect(
+            self._servers,
+            max_reconnect_attempts=-1,  # ride out broker restarts
+            reconnect_time_wait=1,
+            connect_timeout=2,
+            error_cb=_connection_error,
+            reconnected_cb=_reconnected,
+        )
         server = _ServerConnection(connection, connection.jetstream())
         self._server = server
-        await declare_stream(server.js, self._events.config, EVENTS_PREFIX + ">")
-        await declare_stream(server.js, self._deadletters.config, DEADLETTER_PREFIX + ">")
+        await declare_stream(server.js, self._events, EVENTS_PREFIX + ">")
+        await declare_stream(server.js, self._deadletters, DEADLETTER_PREFIX + ">")
         for subscription, handle in self._subscriptions:
             await ensure_durable(server.js, EVENTS_STREAM, subscription.name, subscription.subject)
             pull = PullConsumer(
@@ -197,13 +163,22 @@ class NatsTransport:
 
     async def stop(self) -> None:
         server, self._server = self._server, None
-        if server is not None:
-            for pull in server.consumers:
-                await pull.stop()
-        await self.broker.stop()  # drains the connection: replies in flight still go out
+        if server is None:
+            return
+        for pull in server.consumers:
+            await pull.stop()
+        await server.connection.drain()  # replies in flight still go out
 
     async def ping(self) -> bool:
-        return await self.broker.ping(timeout=1.0)
+        """Connected, or connected again within a second (a reconnection under way)."""
+        if self._server is None:
+            return False
+        connection = self._server.connection
+        for _ in range(10):
+            if connection.is_connected:
+                return True
+            await asyncio.sleep(0.1)
+        return connection.is_connected
 
     # --- publishing -------------------------------------------------------------------
 
@@ -214,14 +189,14 @@ class NatsTransport:
         await self._publish(message, DEADLETTER_STREAM, 5.0)
 
     async def publish_many(self, messages: Sequence[Outgoing], timeout: float) -> None:  # noqa: ASYNC109
-        if self._server is None or len(messages) < 2:
+        if len(messages) < 2:
             for done, message in enumerate(messages):
                 try:
                     await self.publish(message, timeout)
                 except Exception as exc:
                     raise PublishIncomplete(done) from exc
             return
-        js = self._server.js
+        js = self._running().js
         pending: list[asyncio.Future[Any]] = []
         try:
             # Sent in order by awaiting each send; only the acknowledgements overlap.
@@ -246,31 +221,26 @@ class NatsTransport:
             raise PublishIncomplete(acknowledged) from pending[acknowledged].exception()
 
     async def _publish(self, message: Outgoing, stream: str, timeout: float) -> None:  # noqa: ASYNC109
-        headers = _headers(message)
-        if self._server is not None:
-            await self._server.js.publish(
-                message.subject, message.body, timeout=timeout, stream=stream, headers=headers
-            )
-        else:
-            await self.broker.publish(
-                message.body, message.subject, headers=headers, stream=stream, timeout=timeout
-            )
+        await self._running().js.publish(
+            message.subject, message.body, timeout=timeout, stream=stream, headers=_headers(message)
+        )
 
     # --- request/reply ----------------------------------------------------------------
 
     async def request(self, subject: str, body: bytes, headers: Headers, timeout: float) -> bytes:  # noqa: ASYNC109
+        connection = self._running().connection
         try:
-            if self._server is not None:
-                reply = await self._server.connection.request(
-                    subject, body, timeout=timeout, headers=dict(headers) or None
-                )
-                return reply.data
-            answer = await self.broker.request(
-                body, subject, timeout=timeout, headers=dict(headers) or None
+            reply = await connection.request(
+                subject, body, timeout=timeout, headers=dict(headers) or None
             )
-            return bytes(answer.body)
         except NoRespondersError as exc:
             raise NoResponders(subject) from exc
+        return reply.data
+
+    def _running(self) -> _ServerConnection:
+        if self._server is None:
+            raise RuntimeError("the NATS transport is not started")
+        return self._server
 
 
 def _headers(message: Outgoing) -> dict[str, str]:
@@ -304,8 +274,12 @@ def leading_successes(futures: Sequence[asyncio.Future[Any]]) -> int:
     return count
 
 
-async def _raw_body(msg: StreamMessage[Any]) -> Any:
-    return msg.body
+async def _connection_error(error: Exception) -> None:
+    log.warning("nats connection error", error=repr(error))
+
+
+async def _reconnected() -> None:
+    log.info("nats reconnected")
 
 
 # --- dead letters ------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """What only the NATS transport does, against a real nats-server with JetStream: the
-duplicate window (`Nats-Msg-Id`), the payload limit, bodies FastStream could not decode,
+duplicate window (`Nats-Msg-Id`), the payload limit, bodies JSON decoding would refuse,
 streams of an older release. What every broker does is in test_bus.py."""
 
 import asyncio
@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 from bazaar.platform.bus import Bus, PermanentError
 from bazaar.platform.events import DEADLETTER_STREAM, Envelope, new_event
 from bazaar.testing import NatsServer
+from bazaar.testing.brokers import jetstream
 
 
 async def eventually(condition: Callable[[], object], limit: float = 10.0) -> None:
@@ -66,7 +67,7 @@ async def test_bodies_faststream_could_not_decode_are_dead_lettered_not_redelive
     consumer.on_event("order.paid", "consumer", handle)
     await producer.start()
     await consumer.start()
-    js = producer.broker.connection.jetstream()
+    js = jetstream(producer)
     nested = b"[" * 100_000 + b"]" * 100_000
     await js.publish("bazaar.events.order.paid", nested, stream="BAZAAR_EVENTS")
     await js.publish(
@@ -99,7 +100,7 @@ async def test_a_dead_letter_of_an_event_near_the_size_limit_keeps_its_head(
     await consumer.start()
     big = new_event("order.paid", "producer", {"padding": "p" * 1_040_000})
     await producer.publish_event(big)
-    js = producer.broker.connection.jetstream()
+    js = jetstream(producer)
     deadline = asyncio.get_running_loop().time() + 10
     while (await js.stream_info(DEADLETTER_STREAM)).state.messages < 1:
         assert asyncio.get_running_loop().time() < deadline, "not dead-lettered"
@@ -131,7 +132,7 @@ async def test_a_batch_is_stored_in_order_and_each_event_counted_once(
     batch = [new_event("order.created", "producer", {"n": n}) for n in range(30)]
     await producer.publish_events([*batch, batch[3]])  # the copy is dropped by Nats-Msg-Id
     await eventually(lambda: handled("consumer", "order.created", "ok") - before >= 30)
-    js = producer.broker.connection.jetstream()
+    js = jetstream(producer)
     assert (await js.stream_info("BAZAAR_EVENTS")).state.messages == 30  # no copy to deliver
     assert sorted(seen) == list(range(30))
     stored = [

@@ -15,6 +15,7 @@ from bazaar.platform.inbox import Inbox
 from bazaar.platform.messaging_tables import inbox, metadata, outbox
 from bazaar.platform.outbox import OutboxRelay, add_to_outbox
 from bazaar.testing import NatsServer
+from bazaar.testing.brokers import jetstream
 
 
 async def a_database(tmp_path: Path) -> Database:
@@ -97,7 +98,7 @@ async def test_relay_publishes_in_order_and_waits_out_a_broker_outage(
         assert asyncio.get_running_loop().time() < deadline, "rows not marked published"
         await asyncio.sleep(0.05)
     # Published in outbox order: the stream holds them in that order.
-    js = producer.broker.connection.jetstream()
+    js = jetstream(producer)
     stored = [
         Envelope.model_validate_json((await js.get_msg("BAZAAR_EVENTS", seq)).data or b"")
         for seq in range(1, 6)

@@ -15,6 +15,7 @@ from bazaar.platform.events import Envelope, new_event
 from bazaar.runner import cli
 from bazaar.runner.state import write_state
 from bazaar.testing import NatsServer
+from bazaar.testing.brokers import jetstream
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def dead_letter(url: str, count: int) -> list[str]:
         try:
             for event in events:
                 await bus.publish_event(event)
-            js = bus.broker.connection.jetstream()
+            js = jetstream(bus)
             deadline = asyncio.get_running_loop().time() + 10
             while (await js.stream_info("BAZAAR_DEADLETTER")).state.messages < count:
                 assert asyncio.get_running_loop().time() < deadline
