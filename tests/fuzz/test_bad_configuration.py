@@ -17,7 +17,7 @@ COMMON = {
     "BAZAAR_LOG_LEVEL": "LOUD",
     "BAZAAR_LOG_FORMAT": "xml",
     "BAZAAR_ENVIRONMENT": "staging",
-    "BAZAAR_BROKER_URL": "amqp://guest:hunter2@rabbit:5672",
+    "BAZAAR_BROKER_URL": "kafka://guest:hunter2@kafka:9092",  # no Kafka server runs in CI
     "BAZAAR_DATABASE_URL": "postgres+nodriver://bazaar:hunter2@db/bazaar",
     "BAZAAR_JWKS_URL": "auth:8001/.well-known/jwks.json",
     "BAZAAR_MAX_BODY_BYTES": "-1",
