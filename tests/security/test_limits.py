@@ -95,7 +95,9 @@ def http_services(platform: Platform) -> dict[str, str]:
     """Every HTTP listener: each service's API (or a gRPC service's ops app) and the gateway."""
     urls = {"gateway": platform.public_url}
     for name, roles in platform.ports.items():
-        if name in {"nats", "smtp", "gateway"}:
+        # The runner's own infrastructure; ops takes OTLP exports, which are larger than a
+        # service's request bodies, and caps them itself (runner/tests/test_ops.py).
+        if name in {"nats", "smtp", "gateway", "ops"}:
             continue
         role = "ops" if "ops" in roles else "http"
         urls[name] = f"http://127.0.0.1:{roles[role]}"

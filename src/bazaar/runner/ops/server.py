@@ -87,7 +87,11 @@ def handler_for(ops: Ops) -> type[BaseHTTPRequestHandler]:
                 return self._json(404, {"detail": f"no such resource: POST {self.path}"})
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_EXPORT_BYTES:
-                return self._json(413, {"detail": "export too large"})
+                # Unread, the body would be taken for the next request on this kept-alive
+                # connection: close it after the answer.
+                self.close_connection = True
+                detail = f"the export has {length} bytes; at most {MAX_EXPORT_BYTES} are read"
+                return self._json(413, {"detail": detail})
             body = self.rfile.read(length)
             if not (self.headers.get("Content-Type") or "").startswith(PROTOBUF):
                 return self._json(415, {"detail": f"send OTLP as {PROTOBUF}"})
@@ -121,6 +125,8 @@ def handler_for(ops: Ops) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)
 

@@ -165,6 +165,17 @@ def test_the_ops_api_receives_exports_and_answers_for_an_order(ops_api: str) -> 
         assert overview["dead_letters"] == {"error": "no broker known (is the platform running?)"}
 
 
+def test_an_export_over_the_cap_is_refused_unread(
+    ops_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bazaar.runner.ops.server.MAX_EXPORT_BYTES", 1024)
+    headers = {"Content-Type": "application/x-protobuf"}
+    with httpx.Client(base_url=ops_api, trust_env=False) as client:
+        refused = client.post("/v1/traces", content=b"x" * 2048, headers=headers)
+        assert refused.status_code == 413
+        assert client.get("/api/overview").json()["store"]["spans"] == 0
+
+
 def test_bazaar_trace_draws_an_order_from_the_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
