@@ -1,5 +1,6 @@
-"""A real SMTP server (aiosmtpd) on a free loopback port, a real SQLite file, and the bus
-in memory (memory://): the service as it runs, minus the network."""
+"""A real SMTP server (aiosmtpd) on a free loopback port, a real database (every test that
+takes `db` runs on SQLite and on PostgreSQL), and the bus in memory (memory://): the
+service as it runs, minus the network."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from bazaar.services.notification.bootstrap import MIGRATIONS, build_app
 from bazaar.services.notification.handlers import NotificationService
 from bazaar.services.notification.settings import NotificationSettings
 from bazaar.services.notification.store import mails_sent
-from bazaar.testing import migrated_database
+from bazaar.testing import DATABASE_BACKENDS, provisioned_database
 
 
 def free_port() -> int:
@@ -63,6 +64,15 @@ class SmtpServer:
     @property
     def delivered(self) -> list[Delivered]:
         return self.collector.delivered
+
+
+@pytest.fixture(params=DATABASE_BACKENDS)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """Every database test runs on SQLite and on PostgreSQL."""
+    async with provisioned_database(request.param, MIGRATIONS, tmp_path, "notification") as url:
+        database = Database(url)
+        yield database
+        await database.dispose()
 
 
 @pytest.fixture
@@ -130,13 +140,13 @@ StartService = Callable[[int], AbstractAsyncContextManager[Service]]
 
 
 @pytest.fixture
-def start_service(tmp_path: Path) -> StartService:
-    """Starts the service against the SMTP server on `smtp_port` (which may be down)."""
+def start_service(tmp_path: Path, db: Database) -> StartService:
+    """Starts the service against the SMTP server on `smtp_port` (which may be down), on
+    the test's database (a second start finds what the first left)."""
 
     @asynccontextmanager
     async def start(smtp_port: int) -> AsyncIterator[Service]:
         settings = NotificationSettings(home=tmp_path, environment="test", smtp_port=smtp_port)
-        db = migrated_database(MIGRATIONS, tmp_path)
         # memory://: each test (a loop of its own) starts with an empty broker; a service
         # started again within a test finds what waited for it.
         bus = Bus("memory://notification", "notification", max_deliveries=5)

@@ -5,9 +5,8 @@ test runs on SQLite and on PostgreSQL (where two replicas really claim at once).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -15,13 +14,11 @@ from sqlalchemy import select
 from bazaar.contracts.events import OrderPaid
 from bazaar.platform.bus import retry_delay
 from bazaar.platform.db import Database
-from bazaar.services.notification.bootstrap import MIGRATIONS
 from bazaar.services.notification.handlers import HOLD_TIMEOUTS, NotificationService
 from bazaar.services.notification.mailer import SmtpMailer
 from bazaar.services.notification.store import MailRepository, mails_sent
 from bazaar.services.notification.tests.conftest import SmtpServer, free_port
 from bazaar.services.notification.tests.factories import order_paid
-from bazaar.testing import DATABASE_BACKENDS, provisioned_database
 
 SENDER = "orders@bazaar.local"
 TIMEOUT = 2.0  # the mailer's: a sender holds what it claimed for HOLD_TIMEOUTS of these
@@ -39,14 +36,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture(params=DATABASE_BACKENDS)
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    async with provisioned_database(request.param, MIGRATIONS, tmp_path, "notification") as url:
-        database = Database(url)
-        yield database
-        await database.dispose()
 
 
 @pytest.fixture

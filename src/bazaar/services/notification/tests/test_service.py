@@ -1,5 +1,5 @@
 """The service end to end: events in through the bus, mails out through a real SMTP server,
-a real SQLite file in between."""
+a real database in between (SQLite and PostgreSQL; the migration tests on SQLite)."""
 
 import asyncio
 from datetime import UTC, datetime
@@ -17,6 +17,7 @@ from bazaar.contracts.events import OrderPaid
 from bazaar.platform import messaging_tables
 from bazaar.platform.bus import Bus
 from bazaar.platform.consumers import ContractBroken, parse
+from bazaar.platform.db import Database
 from bazaar.platform.migrations import migrate
 from bazaar.services.notification.bootstrap import MIGRATIONS, build_app
 from bazaar.services.notification.settings import NotificationSettings
@@ -183,11 +184,13 @@ async def test_not_ready_while_smtp_is_down(start_service: StartService) -> None
         assert "database_reachable" not in ready.json()["detail"]
 
 
-async def test_not_ready_while_the_bus_is_down(tmp_path: Path, smtp: SmtpServer) -> None:
+async def test_not_ready_while_the_bus_is_down(
+    tmp_path: Path, db: Database, smtp: SmtpServer
+) -> None:
     # The bus never started: its ping fails, the rest is fine.
     bus = Bus("memory://notification", "notification")
     settings = NotificationSettings(home=tmp_path, environment="test", smtp_port=smtp.port)
-    app = build_app(settings, db=migrated_database(MIGRATIONS, tmp_path), bus=bus)
+    app = build_app(settings, db=db, bus=bus)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://notification"
     ) as http:
