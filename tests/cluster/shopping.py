@@ -91,7 +91,9 @@ async def shop_rounds(
 
 def checker_findings(cluster: Platform) -> list[str]:
     """What `bazaar check` finds in the cluster's PostgreSQL databases and maildir."""
-    urls = cluster_databases(Home(cluster.home.root))
+    # The password of CI's server is not in runner.json; the platform was given it.
+    server = cluster.cluster.postgres_url if cluster.cluster else None
+    urls = cluster_databases(Home(cluster.home.root), server)
     assert urls, "the cluster's runner.json names no databases"
     return [
         f"{v.kind} {v.subject}: {v.detail}" for v in find_violations(cluster.home.root, urls=urls)

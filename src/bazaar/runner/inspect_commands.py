@@ -74,14 +74,15 @@ def add_commands(commands: Any) -> None:
 # --- check ------------------------------------------------------------------------------
 
 
-def cluster_databases(home: Home) -> dict[str, str] | None:
+def cluster_databases(home: Home, postgres_url: str | None = None) -> dict[str, str] | None:
     """The databases of a cluster home (from its runner.json), each service's URL; the
-    password of a server given by BAZAAR_POSTGRES_URL comes from that variable again."""
+    password of a server given by BAZAAR_POSTGRES_URL comes from that variable again (or
+    from `postgres_url`, the same server's URL)."""
     state = read_state(home.state_file)
     databases = (state or {}).get("databases")
     if not isinstance(databases, dict):
         return None
-    given = os.environ.get("BAZAAR_POSTGRES_URL")
+    given = postgres_url or os.environ.get("BAZAAR_POSTGRES_URL")
     password = make_url(given).password if given else None
     urls = {}
     for service, url in databases.items():
