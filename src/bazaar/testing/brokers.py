@@ -21,10 +21,8 @@ from typing import Any
 
 import aio_pika
 import pytest
-from nats.js import JetStreamContext
 
 from bazaar.platform.brokers import rabbitmq
-from bazaar.platform.brokers.nats import NatsTransport
 from bazaar.platform.bus import Bus
 from bazaar.testing.rabbitmq import RABBITMQ_URL_VARIABLE, RabbitMQServer, require_rabbitmq_server
 from bazaar.testing.servers import NatsServer
@@ -61,13 +59,6 @@ class Broker:
             await bus.stop()
         if self.kind == "rabbitmq" and self.server is None:
             await forget_topology(self.url, self.buses)
-
-
-def jetstream(bus: Bus) -> JetStreamContext:
-    """JetStream on the connection of a started bus on NATS, to look at its streams."""
-    transport = bus.transport
-    assert isinstance(transport, NatsTransport), "a bus on nats://"
-    return transport.connection.jetstream()
 
 
 async def forget_topology(url: str, buses: list[Bus]) -> None:

@@ -13,9 +13,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+
+    from bazaar.platform.bus import Bus
 
 REDIS_URL_VARIABLE = "BAZAAR_TEST_REDIS_URL"
 
@@ -44,6 +49,15 @@ def _wait_for_listener(port: int, what: str, timeout: float) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what} did not listen on {port} within {timeout}s") from None
             time.sleep(0.05)
+
+
+def jetstream(bus: Bus) -> JetStreamContext:
+    """JetStream on the connection of a started bus on NATS, to look at its streams."""
+    from bazaar.platform.brokers.nats import NatsTransport
+
+    transport = bus.transport
+    assert isinstance(transport, NatsTransport), "a bus on nats://"
+    return transport.connection.jetstream()
 
 
 class NatsServer:

@@ -11,8 +11,7 @@ from prometheus_client import REGISTRY
 
 from bazaar.platform.bus import Bus, PermanentError
 from bazaar.platform.events import DEADLETTER_STREAM, Envelope, new_event
-from bazaar.testing import NatsServer
-from bazaar.testing.brokers import jetstream
+from bazaar.testing import NatsServer, jetstream
 
 
 async def eventually(condition: Callable[[], object], limit: float = 10.0) -> None:

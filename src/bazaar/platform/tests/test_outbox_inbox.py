@@ -14,8 +14,7 @@ from bazaar.platform.events import Envelope, new_event
 from bazaar.platform.inbox import Inbox
 from bazaar.platform.messaging_tables import inbox, metadata, outbox
 from bazaar.platform.outbox import OutboxRelay, add_to_outbox
-from bazaar.testing import NatsServer
-from bazaar.testing.brokers import jetstream
+from bazaar.testing import NatsServer, jetstream
 
 
 async def a_database(tmp_path: Path) -> Database:

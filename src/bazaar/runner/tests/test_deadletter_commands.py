@@ -14,8 +14,7 @@ from bazaar.platform.bus import Bus, PermanentError
 from bazaar.platform.events import Envelope, new_event
 from bazaar.runner import cli
 from bazaar.runner.state import write_state
-from bazaar.testing import NatsServer
-from bazaar.testing.brokers import jetstream
+from bazaar.testing import NatsServer, jetstream
 
 
 @pytest.fixture
