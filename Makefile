@@ -9,13 +9,14 @@ GENERATED := src/bazaar/contracts/generated
 PROTO_OUT := $(GENERATED)/inventory_pb2.py
 CONTRACT_TOOLS := contracts/tools/node_modules/.installed
 
-.PHONY: up up-cluster test contracts contract-tools contracts-release lint fmt proto install clean bench help
+.PHONY: up up-cluster test test-quick contracts contract-tools contracts-release lint fmt proto install clean bench help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make up     install, migrate, seed and start every service (http://localhost:$${BAZAAR_PORT:-8000})"
 	@echo "make up-cluster  the same on PostgreSQL, a 3-node NATS cluster, 2 replicas of each behind Envoy"
 	@echo "make test   run the whole test suite"
+	@echo "make test-quick  everything but the tests that start whole platforms (-m 'not system and not cluster')"
 	@echo "make contracts  Pact, buf and schema compatibility checks (contracts/README.md)"
 	@echo "make lint   ruff, mypy and the import contracts"
 	@echo "make bench  benchmarks (ratios, side by side)"
@@ -46,6 +47,9 @@ up-cluster: install
 
 test: install $(CONTRACT_TOOLS)
 	$(BIN)/python -m pytest
+
+test-quick: install
+	$(BIN)/python -m pytest -q -m "not system and not cluster"
 
 # buf comes from npm (@bufbuild/buf). Without npm the buf checks skip (fail in CI).
 $(CONTRACT_TOOLS): contracts/tools/package.json contracts/tools/package-lock.json
