@@ -1,5 +1,5 @@
 """Finding the tools the contract checks run: skipped with the reason on a developer's
-machine, a failure in CI (CI=true), where `.ci/run` installs them (platform/testing.py
+machine, a failure in CI (CI=true), where `.ci/run` installs them (bazaar.testing
 does the same for servers)."""
 
 from __future__ import annotations
