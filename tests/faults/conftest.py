@@ -50,13 +50,18 @@ def broker(broker_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     broker.close()
 
 
+UNTRACED = {"OTEL_SDK_DISABLED": "true"}
+
+
 @pytest.fixture(scope="module")
 def platform(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     broker: PlatformBroker,
 ) -> Iterator[Platform]:
-    env = {**getattr(request.module, "PLATFORM_ENV", {}), **broker.env}
+    # Untraced: tests/system proves the traces; here tracing every checkout would only
+    # take CPU from the platform under test (about 1.6x per order on two cores).
+    env = {**UNTRACED, **getattr(request.module, "PLATFORM_ENV", {}), **broker.env}
     home = tmp_path_factory.mktemp("faults") / "home"
     platform = Platform(home, free_ports(1)[0], extra_env=env)
     broker.platform = platform
