@@ -91,8 +91,15 @@ def test_one_checkout_is_one_trace_across_the_seven_services(
     order_id = buy_one(traced_platform)
 
     def complete(spans: list[ReceivedSpan]) -> bool:
+        # Whole: every service, the mail, and every span's parent (a client span ends, and
+        # is exported, after the server span it called).
         trace = checkout_trace(spans, order_id)
-        return {s.service for s in trace} >= SEVEN and any(s.name.startswith("smtp") for s in trace)
+        ids = {s.span_id for s in trace}
+        return (
+            {s.service for s in trace} >= SEVEN
+            and any(s.name.startswith("smtp") for s in trace)
+            and all(not s.parent_id or s.parent_id in ids for s in trace)
+        )
 
     trace = checkout_trace(receiver.wait_for(complete, timeout=45), order_id)
     assert len({s.trace_id for s in trace}) == 1, "the checkout's spans are in several traces"

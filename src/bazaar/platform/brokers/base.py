@@ -9,17 +9,55 @@ for every broker.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
+from bazaar.platform.backoff import backoff
 from bazaar.platform.events import DEADLETTER_CONSUMER_HEADER, DEADLETTER_PREFIX
+from bazaar.platform.logs import get_logger
+
+log = get_logger(__name__)
+
+Connection = TypeVar("Connection")
 
 Headers = Mapping[str, str]
+
+
+def redacted(url: str) -> str:
+    """The URL for a log line: its password (if any) as ***."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
+async def until_connected(connect: Callable[[], Awaitable[Connection]], url: str) -> Connection:
+    """`connect()`, tried again until the broker answers. A service that starts while its
+    broker is down (starting later, restarting) waits for it instead of exiting: an exit
+    would only be restarted by its supervisor, into the same wait. The error is logged at
+    every attempt, so a wrong address or password shows in the log."""
+    attempt = 0
+    while True:
+        try:
+            return await connect()
+        except Exception as exc:  # each client has its own errors; every one means "not yet"
+            attempt += 1
+            delay = backoff(attempt, initial=0.5, maximum=5.0)
+            log.warning(
+                "broker not reachable, trying again",
+                broker=url,
+                attempt=attempt,
+                retry_in=round(delay, 1),
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            await asyncio.sleep(delay)
 
 
 class NoResponders(Exception):

@@ -40,6 +40,8 @@ from bazaar.platform.brokers.base import (
     Subscription,
     consumer_and_type,
     envelope_id,
+    redacted,
+    until_connected,
 )
 from bazaar.platform.events import (
     DEADLETTER_ERROR_HEADER,
@@ -129,17 +131,20 @@ class NatsTransport:
 
     # --- lifetime ---------------------------------------------------------------------
 
-    async def start(self) -> None:
-        if self._server is not None:
-            return
-        connection = await nats.connect(
+    async def _connect(self) -> NatsClient:
+        return await nats.connect(
             self._servers,
-            max_reconnect_attempts=-1,  # ride out broker restarts
+            max_reconnect_attempts=-1,  # once connected, ride out broker restarts
             reconnect_time_wait=1,
             connect_timeout=2,
             error_cb=_connection_error,
             reconnected_cb=_reconnected,
         )
+
+    async def start(self) -> None:
+        if self._server is not None:
+            return
+        connection = await until_connected(self._connect, ",".join(map(redacted, self._servers)))
         server = _ServerConnection(connection, connection.jetstream())
         self._server = server
         await declare_stream(server.js, self._events, EVENTS_PREFIX + ">")

@@ -76,6 +76,8 @@ from bazaar.platform.brokers.base import (
     consumer_and_type,
     digest,
     envelope_id,
+    redacted,
+    until_connected,
 )
 from bazaar.platform.events import DEADLETTER_ERROR_HEADER, event_subject
 from bazaar.platform.logs import get_logger
@@ -219,11 +221,7 @@ class RabbitTransport:
     # --- lifetime ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(
-            self.url,
-            client_properties={"connection_name": f"bazaar-{self.service}"},
-            reconnect_interval=1.0,
-        )
+        self._connection = await until_connected(self._connect, redacted(self.url))
         self._publishing = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
@@ -233,6 +231,14 @@ class RabbitTransport:
         for subject, answer in self._responders:
             await self._answer(subject, answer)
         await self._listen_for_replies()
+
+    async def _connect(self) -> AbstractRobustConnection:
+        # Robust: once connected, aio-pika reconnects and restores channels by itself.
+        return await aio_pika.connect_robust(
+            self.url,
+            client_properties={"connection_name": f"bazaar-{self.service}"},
+            reconnect_interval=1.0,
+        )
 
     async def stop(self) -> None:
         connection, self._connection = self._connection, None

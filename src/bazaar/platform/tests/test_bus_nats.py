@@ -156,3 +156,20 @@ async def test_a_stream_left_by_an_older_release_is_brought_to_the_current_setti
     assert letters.max_age == 30 * 86400
     assert sorted(letters.subjects or []) == ["bazaar.deadletter.>", "old.>"]
     await connection.close()
+
+
+async def test_a_bus_started_before_its_broker_waits_for_it(tmp_path) -> None:
+    """A service restarted while its broker is down does not exit: it waits."""
+    server = NatsServer(tmp_path / "late")
+    bus = Bus(server.url, "late")
+    starting = asyncio.create_task(bus.start())
+    await asyncio.sleep(1.5)  # nothing listens yet: start() keeps trying
+    assert not starting.done()
+    await asyncio.to_thread(server.start)
+    try:
+        async with asyncio.timeout(30):
+            await starting
+        assert await bus.ping()
+    finally:
+        await bus.stop()
+        server.stop()
