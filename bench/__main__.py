@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bench import report
-from bench.run import DEFAULT_PROFILED, SECTIONS, SMOKE_SECTIONS, Run
+from bench.run import DEFAULT_PROFILED, FULL_SECTIONS, SECTIONS, SMOKE_SECTIONS, Run
 from bench.sizes import FULL, SMOKE
 from bench.target import TargetError, open_target
 
@@ -46,6 +46,15 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        default="",
+        help=(
+            "compare with another commit side by side (its own worktree and environment; "
+            "alone, runs just that comparison: add --only for more)"
+        ),
+    )
+    parser.add_argument(
         "--orders", type=int, default=0, help="orders in the saturation run (default 2,000)"
     )
     args = parser.parse_args(argv)
@@ -54,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     smoke = bool(args.smoke or _flag("BENCH_SMOKE"))
     sizes = SMOKE if smoke else FULL
-    sections = args.only or (SMOKE_SECTIONS if smoke else SECTIONS)
+    sections = args.only or (SMOKE_SECTIONS if smoke else FULL_SECTIONS)
+    if args.baseline:
+        sections = (*args.only, "baseline") if args.only else ("baseline",)
     if args.orders > 0:
         sizes = replace(sizes, saturation_orders=args.orders)
     profiled = _profiled(args.profile)
@@ -63,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     try:
         with open_target(say) as target:
-            run = Run(target, sizes, args.results / f"run-{stamp}", say, profiled, sections)
+            folder = args.results / f"run-{stamp}"
+            run = Run(target, sizes, folder, say, profiled, sections, args.baseline)
             results = asyncio.run(run.all())
     except TargetError as exc:
         say(f"[red]{exc}[/red]")

@@ -38,7 +38,8 @@ def rows(results: dict[str, Any]) -> list[Row]:
     table += _checkout_rows(results.get("saturation"), results.get("monolith"))
     table += _rabbitmq_checkout_rows(results.get("rabbitmq"), results.get("saturation"))
     table += _cpu_rows(results.get("saturation"), results.get("monolith"))
-    table += _fixed_rate_rows(results.get("fixed_rate"))
+    table += _fixed_rate_rows(results.get("half_saturation"), "half saturation")
+    table += _fixed_rate_rows(results.get("fixed_rate"), "fixed rate")
     table += _tracing_rows(results.get("tracing"))
     table += _fsync_rows(results.get("fsync"))
     table += _cluster_rows(results.get("cluster"))
@@ -46,6 +47,65 @@ def rows(results: dict[str, Any]) -> list[Row]:
     table += _rabbitmq_bus_rows(results.get("rabbitmq"))
     table += _memory_rows(results.get("memory"))
     table += _idle_cpu_rows(results.get("idle_cpu_pct"))
+    table += _baseline_rows(results.get("baseline"))
+    return table
+
+
+def _baseline_rows(base: dict[str, Any] | None) -> list[Row]:
+    """Only when a commit was named (`--baseline REV`)."""
+    if base is None:
+        return []
+    problem = _failed(base)
+    if problem:
+        return [("against a baseline", "", problem, "", "")]
+    title = f"against {base['commit'][:10]}"
+    table: list[Row] = [
+        (
+            title if i == 0 else "",
+            name,
+            f"{_n(base[name]['paid_per_s'], 1)} paid/s",
+            f"p50 {_n(base[name]['paid_p50_ms'])} ms, "
+            f"{_n(base[name]['cpu_ms_per_paid_order'], 1)} ms CPU / paid order",
+            f"throughput current/baseline {_n(base['throughput_current_over_baseline'], 3)}"
+            if i == 0
+            else f"CPU current/baseline {_n(base['cpu_current_over_baseline'], 3)}",
+        )
+        for i, name in enumerate(("current", "baseline"))
+    ]
+    table += [
+        (
+            "",
+            f"{name} at {_n(rate['rate'], 1)}/s",
+            f"{_n(rate['paid_per_s'], 1)} paid/s",
+            f"p50 {_n(rate['paid_p50_ms'])} / p99 {_n(rate['paid_p99_ms'])} ms",
+            f"p99 current/baseline {_n(base['fixed_rate_p99_current_over_baseline'], 3)}"
+            if i == 0
+            else "",
+        )
+        for i, name in enumerate(("current", "baseline"))
+        if (rate := base[name].get("fixed_rate"))
+    ]
+    read = base["reads"]["sides"]
+    table.append(
+        (
+            "",
+            "catalog read via gateway",
+            f"current {_n(read['current']['rps'])} / baseline {_n(read['baseline']['rps'])} req/s",
+            "",
+            f"current/baseline {_n(base['reads_current_over_baseline'], 3)}",
+        )
+    )
+    for moment, taken in base["memory"].items():
+        table.append(
+            (
+                "",
+                f"RSS {moment.replace('_', ' ')}",
+                f"current {_n(taken['current']['total'])} / baseline "
+                f"{_n(taken['baseline']['total'])} MiB",
+                "",
+                f"current/baseline {_n(base['rss_current_over_baseline'][moment], 3)}",
+            )
+        )
     return table
 
 
@@ -139,13 +199,13 @@ def _cpu_rows(saturation: dict[str, Any] | None, monolith: dict[str, Any] | None
     ]
 
 
-def _fixed_rate_rows(fixed: dict[str, Any] | None) -> list[Row]:
+def _fixed_rate_rows(fixed: dict[str, Any] | None, label: str) -> list[Row]:
     problem = _failed(fixed)
     if problem or fixed is None:
-        return [("checkout, fixed rate", "", problem or "", "", "")]
+        return [(f"checkout, {label}", "", problem or "", "", "")]
     return [
         (
-            f"checkout at {_n(fixed['rate'])}/s",
+            f"checkout, {label} ({_n(fixed['rate'], 1)}/s)",
             f"Bazaar ({fixed['paid']}/{fixed['orders']} paid)",
             f"{_n(fixed['paid_per_s'], 1)} paid/s",
             f"p50 {_n(fixed['paid_p50_ms'])} / p95 {_n(fixed['paid_p95_ms'])}"
@@ -163,7 +223,7 @@ def _tracing_rows(traced: dict[str, Any] | None) -> list[Row]:
         "off": f"throughput on/off {_n(traced['throughput_on_over_off'], 3)}",
         "on": f"CPU on/off {_n(traced['cpu_on_over_off'], 3)}",
     }
-    labels = {"off": "tracing off", "on": "tracing 100 %"}
+    labels = {"off": "tracing off", "on": "tracing on (as shipped)"}
     return [
         (
             "checkout, tracing" if i == 0 else "",

@@ -10,10 +10,23 @@ import platform as host
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import brokers, checkout, child, messaging, procfs, profile, reads, topologies, tracing
+from bench import (
+    baseline,
+    brokers,
+    checkout,
+    child,
+    messaging,
+    procfs,
+    profile,
+    reads,
+    sides,
+    topologies,
+    tracing,
+)
 from bench.floor import floor_server
 from bench.sizes import Sizes
 from bench.stats import ratio
@@ -26,16 +39,20 @@ SECTIONS = (
     "bus",
     "monolith",
     "saturation",
+    "half_saturation",
     "fixed_rate",
     "tracing",
     "fsync",
     "cluster",
     "rabbitmq",
+    "baseline",
 )
 # The smoke run leaves out the cluster topology: starting it (PostgreSQL, three NATS
 # nodes, Envoy, two replicas of every service) takes minutes on two busy cores.
 # `--smoke --only cluster` runs it with the smoke counts.
-SMOKE_SECTIONS = tuple(name for name in SECTIONS if name != "cluster")
+# `baseline` runs only when a commit is named (`--baseline REV`).
+SMOKE_SECTIONS = tuple(name for name in SECTIONS if name not in ("cluster", "baseline"))
+FULL_SECTIONS = tuple(name for name in SECTIONS if name != "baseline")
 
 
 class Run:
@@ -46,7 +63,8 @@ class Run:
         folder: Path,
         say: Say,
         profiled: tuple[str, ...],
-        sections: tuple[str, ...] = SECTIONS,
+        sections: tuple[str, ...] = FULL_SECTIONS,
+        baseline: str = "",
     ) -> None:
         self.target = target
         self.sizes = sizes
@@ -54,6 +72,7 @@ class Run:
         self.say = say
         self.profiled = profiled
         self.sections = sections
+        self.baseline_revision = baseline
         self.results: dict[str, Any] = {
             "mode": sizes.name,
             "started_at": time.strftime("%Y-%m-%d %H:%M:%S%z"),
@@ -190,15 +209,27 @@ class Run:
         self.results["timelines"]["saturation"] = checkout.timeline(placed)
         return result
 
+    async def half_saturation(self) -> dict[str, Any]:
+        """Checkout at half the throughput the saturation section measured: a rate that
+        means the same on any machine (its p99 is a target of the README)."""
+        paid_per_s = self.results.get("saturation", {}).get("paid_per_s")
+        if not paid_per_s:
+            return {"skipped": "needs the saturation section's throughput"}
+        return await self._at_rate(round(paid_per_s / 2, 1), "half_saturation")
+
     async def fixed_rate(self) -> dict[str, Any]:
+        return await self._at_rate(self.sizes.fixed_rate, "fixed_rate")
+
+    async def _at_rate(self, rate: float, timeline: str) -> dict[str, Any]:
         store = getattr(self, "store", None)
         if store is None:  # the saturation section did not run, or failed before signing up
             store = self.store = await checkout.open_shop(self.target.public_url, self.sizes)
-        self.say(f"  {self.sizes.fixed_rate:g} orders/s for {self.sizes.fixed_rate_seconds:g} s")
-        placed, late = await checkout.fixed_rate(store, self.sizes)
-        self.results["timelines"]["fixed_rate"] = checkout.timeline(placed)
+        await sides.one_unit_each(store)
+        self.say(f"  {rate:g} orders/s for {self.sizes.fixed_rate_seconds:g} s")
+        placed, late = await checkout.fixed_rate(store, replace(self.sizes, fixed_rate=rate))
+        self.results["timelines"][timeline] = checkout.timeline(placed)
         return {
-            "rate": self.sizes.fixed_rate,
+            "rate": rate,
             "late_starts": late,
             **checkout.throughput(placed),
             **checkout.summary(placed),
@@ -221,6 +252,14 @@ class Run:
         if not self.target.embedded:
             return {"skipped": "needs the embedded platform the bench starts"}
         return await topologies.measure_cluster(self.target, self.sizes, self.say)
+
+    async def baseline(self) -> dict[str, Any]:
+        """The current code against `--baseline REV`, side by side (bench/baseline.py)."""
+        if not self.baseline_revision:
+            return {"skipped": "no commit named (--baseline REV)"}
+        if not self.target.embedded:
+            return {"skipped": "needs the embedded platform the bench starts"}
+        return await baseline.measure(self.target, self.baseline_revision, self.sizes, self.say)
 
     def _ratios(self) -> None:
         saturation, monolith = self.results.get("saturation", {}), self.results.get("monolith", {})
