@@ -13,6 +13,11 @@ Also read, by the SDK itself: `OTEL_SERVICE_NAME` (default: the service's name),
 on), `OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL` (`http/protobuf`, the default, or `grpc`),
 `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS|TIMEOUT|COMPRESSION` and `OTEL_BSP_*`.
 
+`BAZAAR_TRACE_SQL=true` adds a span for every SQL statement. Off by default: they are
+about half of a checkout's spans, and tracing with them cost the checkout a third more
+CPU (`make bench`); the requests', calls' and messages' spans already say where the time
+went, and a slow statement shows as the gap inside its handler's span.
+
 On, the platform's factories call the official instrumentations where they build things:
 `web.create_app` (FastAPI/ASGI), `flaskapp.create_flask_app` (Flask/WSGI), `grpc` (the
 grpc.aio server interceptor and the client's), `transport.ServiceTransport` (aiohttp
@@ -47,6 +52,7 @@ TRACE_HEADERS = ("traceparent", "tracestate")
 # Never traced: probes and scrapes would bury the requests that matter.
 UNTRACED_URLS = "/healthz,/readyz,/metrics"
 PROTOCOLS = ("http/protobuf", "grpc")
+SQL_SPANS_VARIABLE = "BAZAAR_TRACE_SQL"
 
 
 class TracingConfigurationError(SystemExit):
@@ -59,6 +65,7 @@ class _Tracing:
     provider: TracerProvider
     tracer: Tracer
     propagator: TraceContextTextMapPropagator
+    sql: bool  # a span per statement (BAZAAR_TRACE_SQL)
 
 
 _tracing: _Tracing | None = None
@@ -117,7 +124,11 @@ def start_tracing(
         trace.set_tracer_provider(provider)
         _global_provider_set = True
     _tracing = _Tracing(
-        service, provider, provider.get_tracer("bazaar.platform"), TraceContextTextMapPropagator()
+        service,
+        provider,
+        provider.get_tracer("bazaar.platform"),
+        TraceContextTextMapPropagator(),
+        sql=environ.get(SQL_SPANS_VARIABLE, "").strip().lower() in ("1", "true", "yes"),
     )
     return True
 
@@ -235,8 +246,9 @@ def aiohttp_trace_configs() -> list[aiohttp.TraceConfig]:
 
 
 def instrument_engine(engine: Engine) -> None:
-    """A span per statement of `engine` (an async engine's `sync_engine`)."""
-    if _tracing is None:
+    """A span per statement of `engine` (an async engine's `sync_engine`), when tracing
+    with BAZAAR_TRACE_SQL."""
+    if _tracing is None or not _tracing.sql:
         return
     from opentelemetry.instrumentation.sqlalchemy import __version__
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer

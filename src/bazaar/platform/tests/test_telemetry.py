@@ -74,7 +74,7 @@ def test_a_value_this_platform_cannot_honour_stops_start_up_naming_it(
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    assert telemetry.start_tracing("shop", {}, exporter=exporter)
+    assert telemetry.start_tracing("shop", {"BAZAAR_TRACE_SQL": "true"}, exporter=exporter)
     yield exporter
     telemetry.stop_tracing()
 
@@ -221,6 +221,24 @@ def test_trace_context_that_is_no_short_string_is_dropped_not_refused() -> None:
     parsed = Envelope.model_validate(odd)
     assert parsed.traceparent is None and parsed.tracestate is None
     assert parsed.trace_context == {}
+
+
+@pytest.mark.parametrize("asked", [False, True])
+async def test_statements_are_spans_only_when_asked_for(asked: bool, tmp_path: Path) -> None:
+    exporter = InMemorySpanExporter()
+    environ = {"BAZAAR_TRACE_SQL": "true"} if asked else {}
+    assert telemetry.start_tracing("shop", environ, exporter=exporter)
+    try:
+        db = await _database(tmp_path)
+        with telemetry.span("checkout"):
+            async with db.transaction() as session:
+                await add_to_outbox(session, new_event("order.paid", "shop", {"order_id": "o"}))
+        await db.dispose()
+    finally:
+        telemetry.stop_tracing()
+    kinds = [s.kind for s in exporter.get_finished_spans()]
+    assert (SpanKind.CLIENT in kinds) is asked, kinds
+    assert SpanKind.INTERNAL in kinds  # the checkout's own span either way
 
 
 async def _database(tmp_path: Path) -> Database:

@@ -1,0 +1,57 @@
+"""Optional extras of dependencies stay out of the service processes (memory: README)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def run(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_hidden_module_cannot_be_imported_inside_the_block_and_can_after() -> None:
+    out = run(
+        """
+        from bazaar.platform.lean_imports import hidden
+        with hidden("redis"):
+            try:
+                import redis
+                print("imported")
+            except ImportError:
+                print("hidden")
+        import redis.asyncio
+        print(redis.asyncio.Redis.__name__)
+        """
+    )
+    assert out.splitlines() == ["hidden", "Redis"]
+
+
+def test_a_module_loaded_already_stays_usable() -> None:
+    out = run(
+        """
+        import redis
+        from bazaar.platform.lean_imports import hidden
+        with hidden("redis"):
+            import redis as again
+        print(again is redis)
+        """
+    )
+    assert out == "True"
+
+
+def test_a_service_with_its_circuit_breakers_loads_no_redis_client() -> None:
+    out = run(
+        """
+        import sys
+        import bazaar.services.order.bootstrap
+        from bazaar.platform.clients import ResilientClient
+        print("redis" in sys.modules, ResilientClient.__name__)
+        """
+    )
+    assert out == "False ResilientClient"
