@@ -16,6 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.system
 
+# The README promises the embedded platform in under 1 GiB of RSS, all processes together,
+# as `make up` runs it (tracing on). Idle is the reading a smoke run can take fairly.
+IDLE_RSS_LIMIT_MIB = 1024
+
 
 def numbers(section: dict[str, Any], *keys: str) -> list[float]:
     values = [section[key] for key in keys]
@@ -63,4 +67,6 @@ def test_every_section_produces_numbers_and_files(tmp_path: Path) -> None:
         memory = results["memory"][moment]
         assert {"gateway", "order", "inventory", "nats", "total"} <= set(memory)
         assert memory["total"] > 0
+    idle = results["memory"]["idle"]
+    assert idle["total"] <= IDLE_RSS_LIMIT_MIB, f"idle RSS over 1 GiB: {idle}"
     assert "| catalog read |" in (tmp_path / "latest.md").read_text()

@@ -23,7 +23,6 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 from bazaar.platform.db import UtcDateTime
 from bazaar.platform.messaging_tables import outbox
 from bazaar.runner.check import database_url, snapshot
-from bazaar.runner.deadletters import DeadLetters
 from bazaar.runner.home import Home
 from bazaar.runner.ops.otlp import Span
 from bazaar.runner.probes import probe_for
@@ -136,6 +135,10 @@ def dead_letters(home: Home) -> dict[str, Any]:
 
 
 async def _list_dead_letters(url: str) -> list[Any]:
+    # The broker clients (nats-py, aio-pika, aiohttp under them) load when the page first
+    # asks: about 10 MiB that the ops process does not hold while nobody looks.
+    from bazaar.runner.deadletters import DeadLetters
+
     async with asyncio.timeout(BROKER_TIMEOUT):
         async with DeadLetters.connect(url, timeout=BROKER_TIMEOUT) as letters:
             return list(await letters.list_all())
