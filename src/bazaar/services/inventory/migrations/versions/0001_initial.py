@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from bazaar.platform.migrations import create_messaging_tables, drop_messaging_tables
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -58,37 +60,11 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["order_id"], ["reservations.order_id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("order_id", "product_id"),
     )
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.String(length=100), nullable=False),
-        sa.Column("event_id", sa.String(length=64), nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("consumer", "event_id"),
-    )
-    op.create_table(
-        "outbox",
-        sa.Column(
-            "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("event_id", sa.String(length=64), nullable=False),
-        sa.Column("event_type", sa.String(length=100), nullable=False),
-        sa.Column("envelope", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("seq"),
-        sa.UniqueConstraint("event_id"),
-    )
-    op.create_index("ix_outbox_published_at", "outbox", ["published_at"], unique=False)
+    create_messaging_tables()
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_published_at", table_name="outbox")
-
-    op.drop_table("outbox")
-    op.drop_table("inbox")
+    drop_messaging_tables()
     op.drop_table("reservation_lines")
     op.drop_table("stock_adjustments")
     op.drop_table("stock")

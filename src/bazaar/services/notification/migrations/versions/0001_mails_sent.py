@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from bazaar.platform.migrations import create_messaging_tables, drop_messaging_tables
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -29,36 +31,11 @@ def upgrade() -> None:
         # One mail per order and kind, whichever event asks for it.
         sa.UniqueConstraint("order_id", "kind", name="uq_mails_sent_order_kind"),
     )
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.String(length=100), nullable=False),
-        sa.Column("event_id", sa.String(length=64), nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("consumer", "event_id"),
-    )
     # Notification publishes nothing today; the outbox is here so that it can, like every
     # service on the bus, without a migration of its own.
-    op.create_table(
-        "outbox",
-        sa.Column(
-            "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("event_id", sa.String(length=64), nullable=False),
-        sa.Column("event_type", sa.String(length=100), nullable=False),
-        sa.Column("envelope", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("seq"),
-        sa.UniqueConstraint("event_id"),
-    )
-    op.create_index("ix_outbox_published_at", "outbox", ["published_at"], unique=False)
+    create_messaging_tables()
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_published_at", table_name="outbox")
-    op.drop_table("outbox")
-    op.drop_table("inbox")
+    drop_messaging_tables()
     op.drop_table("mails_sent")
