@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from bazaar.platform.db import Database
 from bazaar.platform.messaging_tables import outbox
-from bench import monolith, profile, report
+from bench import monolith, profile, report, sides
 from bench.stats import percentile, ratio
 
 
@@ -95,3 +95,54 @@ def test_the_table_says_which_sections_failed() -> None:
     assert "skipped: no broker address" in table
     assert "250.0 paid/s" in table
     assert "not run" in table  # saturation, fixed rate and memory never ran
+
+
+def _side(name: str, paid_per_s: list[float], cpu: list[float]) -> sides.Side:
+    side = sides.Side(name, shop=None, pids={})  # type: ignore[arg-type]  # never shops here
+    side.paid_per_s, side.cpu_ms_per_order = paid_per_s, cpu
+    side.p50_ms = [100.0 for _ in paid_per_s]
+    side.fixed_rate = {"rate": 5.0, "paid_per_s": 5.0, "paid_p50_ms": 40.0, "paid_p99_ms": 80.0}
+    return side
+
+
+def test_sides_are_compared_by_the_medians_of_their_rounds() -> None:
+    rounds = sides.Rounds(count=3, orders=100, shoppers=8)
+    current = _side("current", [10.0, 30.0, 20.0], [40.0, 10.0, 20.0])
+    baseline = _side("baseline", [10.0, 10.0, 11.0], [40.0, 45.0, 50.0])
+    baseline.fixed_rate = {**baseline.fixed_rate, "paid_p99_ms": 160.0}
+
+    result = sides.compare([current, baseline], rounds, "current", "baseline")
+
+    assert result["current"]["paid_per_s"] == 20.0 and result["baseline"]["paid_per_s"] == 10.0
+    assert result["throughput_current_over_baseline"] == 2.0
+    assert result["cpu_current_over_baseline"] == 0.444  # 20 ms against 45 ms
+    assert result["fixed_rate_p99_current_over_baseline"] == 0.5
+
+
+def test_a_baseline_comparison_gets_its_rows_and_none_without_one() -> None:
+    rounds = sides.Rounds(count=1, orders=10, shoppers=2)
+    compared = sides.compare(
+        [_side("current", [20.0], [20.0]), _side("baseline", [10.0], [40.0])],
+        rounds,
+        "current",
+        "baseline",
+    )
+    reads = {"current": {"rps": 300.0}, "baseline": {"rps": 200.0}}
+    memory = {"idle": {"current": {"total": 900.0}, "baseline": {"total": 1000.0}}}
+    base = {
+        **compared,
+        "commit": "0123456789abcdef",
+        "reads": {"sides": reads},
+        "reads_current_over_baseline": 1.5,
+        "memory": memory,
+        "rss_current_over_baseline": {"idle": 0.9},
+    }
+
+    table = report.markdown({"baseline": base})
+
+    assert "against 0123456789" in table
+    assert "throughput current/baseline 2.000" in table
+    assert "CPU current/baseline 0.500" in table
+    assert "current 300 / baseline 200 req/s" in table
+    assert "current/baseline 0.900" in table
+    assert "against" not in report.markdown({})
