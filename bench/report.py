@@ -48,7 +48,58 @@ def rows(results: dict[str, Any]) -> list[Row]:
     table += _memory_rows(results.get("memory"))
     table += _idle_cpu_rows(results.get("idle_cpu_pct"))
     table += _baseline_rows(results.get("baseline"))
+    table += target_rows(results)
     return table
+
+
+# The performance targets the README states, each read from this run: (what, the
+# reading, how it compares, the bound).
+def targets(results: dict[str, Any]) -> list[tuple[str, float | None, str, float]]:
+    saturation = results.get("saturation") or {}
+    monolith = results.get("monolith") or {}
+    platform_cpu = saturation.get("cpu_ms_per_paid_order_platform")
+    monolith_cpu = monolith.get("cpu_ms_per_order")
+    after = (results.get("memory") or {}).get("after_saturation") or {}
+    return [
+        (
+            "CPU per paid order / monolith's",
+            platform_cpu / monolith_cpu if platform_cpu and monolith_cpu else None,
+            "<=",
+            8.0,
+        ),
+        ("checkout throughput / monolith's", saturation.get("bazaar_over_monolith"), ">=", 0.25),
+        (
+            "catalog read gateway/direct",
+            (results.get("reads") or {}).get("gateway_over_direct"),
+            ">=",
+            0.9,
+        ),
+        (
+            "p99 ms at half saturation",
+            (results.get("half_saturation") or {}).get("paid_p99_ms"),
+            "<",
+            100.0,
+        ),
+        ("RSS MiB after saturation", after.get("total"), "<", 1024.0),
+    ]
+
+
+def target_rows(results: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for what, reading, compare, bound in targets(results):
+        if reading is None or (isinstance(reading, float) and math.isnan(reading)):
+            continue
+        met = {"<=": reading <= bound, ">=": reading >= bound, "<": reading < bound}[compare]
+        rows.append(
+            (
+                "targets" if not rows else "",
+                what,
+                _n(reading, 2 if reading < 10 else 0),
+                f"{compare} {_n(bound, 2 if bound < 10 else 0)}",
+                "met" if met else "missed",
+            )
+        )
+    return rows
 
 
 def _baseline_rows(base: dict[str, Any] | None) -> list[Row]:

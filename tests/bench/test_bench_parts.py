@@ -146,3 +146,19 @@ def test_a_baseline_comparison_gets_its_rows_and_none_without_one() -> None:
     assert "current 300 / baseline 200 req/s" in table
     assert "current/baseline 0.900" in table
     assert "against" not in report.markdown({})
+
+
+def test_the_targets_are_judged_from_the_run_and_left_out_when_not_measured() -> None:
+    results = {
+        "saturation": {"cpu_ms_per_paid_order_platform": 20.0, "bazaar_over_monolith": 0.2},
+        "monolith": {"cpu_ms_per_order": 2.0},
+        "memory": {"after_saturation": {"total": 990.0}},
+    }
+
+    rows = report.target_rows(results)
+
+    assert rows == [
+        ("targets", "CPU per paid order / monolith's", "10", "<= 8.00", "missed"),
+        ("", "checkout throughput / monolith's", "0.20", ">= 0.25", "missed"),
+        ("", "RSS MiB after saturation", "990", "< 1,024", "met"),
+    ]  # gateway/direct and the half-saturation p99 were not measured: no rows
