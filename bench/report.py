@@ -330,7 +330,12 @@ def _cluster_rows(cluster: dict[str, Any] | None) -> list[Row]:
             f"{labels[name]}, saturation",
             f"{_n(cluster[name]['paid_per_s'], 1)} paid/s",
             f"p50 {_n(cluster[name]['paid_p50_ms'])} ms, "
-            f"{_n(cluster[name]['cpu_ms_per_paid_order'], 1)} ms CPU / paid order",
+            f"{_n(cluster[name]['cpu_ms_per_paid_order'], 1)} ms CPU / paid order"
+            + (
+                f" (x{_n(times, 1)} monolith)"
+                if (times := cluster[name].get("cpu_over_monolith"))
+                else ""
+            ),
             f"cluster/embedded {_n(cluster['throughput_cluster_over_embedded'], 3)}"
             if i == 0
             else f"CPU cluster/embedded {_n(cluster['cpu_cluster_over_embedded'], 3)}",

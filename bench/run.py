@@ -267,6 +267,17 @@ class Run:
             saturation["bazaar_over_monolith"] = round(
                 ratio(saturation["paid_per_s"], monolith["orders_per_s"]), 4
             )
+        # Each topology's CPU per paid order against the monolith's, as for the saturation.
+        topologies = self.results.get("cluster", {})
+        for name in ("embedded", "cluster"):
+            if (
+                "cpu_ms_per_paid_order" in topologies.get(name, {})
+                and "cpu_ms_per_order" in monolith
+            ):
+                side = topologies[name]
+                side["cpu_over_monolith"] = round(
+                    ratio(side["cpu_ms_per_paid_order"], monolith["cpu_ms_per_order"]), 2
+                )
 
 
 def _load() -> list[float]:
