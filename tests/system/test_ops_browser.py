@@ -11,48 +11,18 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from bazaar.runner.demo import admin_login
-from bazaar.runner.platform import Platform
-from bazaar.testing import require_program
 
 pytestmark = pytest.mark.system
 
 SEVEN = ("gateway", "order", "cart", "catalog", "inventory", "payment", "notification")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = require_program("/usr/bin/chromium", "Chromium", "chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser, platform: Platform) -> Iterator[Page]:
-    context = browser.new_context(
-        base_url=platform.public_url, viewport={"width": 1400, "height": 1100}
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    context.close()
+# The viewport of this module's pages (conftest's `page` reads it; the screenshot's width).
+VIEWPORT = {"width": 1400, "height": 1100}
 
 
 def buy_as_a_customer(page: Page) -> str:

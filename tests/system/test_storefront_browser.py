@@ -5,45 +5,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-
-from bazaar.runner.platform import Platform
-from bazaar.testing import require_program
+from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.system
-
-# As a probe found on these machines: without the background-networking flags Chromium
-# keeps trying hosts this closed network refuses.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = require_program("/usr/bin/chromium", "Chromium", "chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser, platform: Platform) -> Iterator[Page]:
-    context = browser.new_context(base_url=platform.public_url)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def test_a_visitor_buys_a_product_and_reads_the_mail(page: Page) -> None:
