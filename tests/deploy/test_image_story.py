@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -25,13 +23,13 @@ from bazaar.testing import (
     require_external,
     require_program,
 )
+from bazaar.testing.api import ok, poll
 
 from .containers import Deployment, podman
 
 IMAGE_VARIABLE = "BAZAAR_TEST_IMAGE"
 THIRD_PARTY = ("/usr/", "/etc/ssl/", "/opt/bazaar/lib/python3.11/site-packages/")
 OURS = "/site-packages/bazaar/"
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -50,24 +48,6 @@ def shop(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deplo
     redis = os.environ.get(REDIS_URL_VARIABLE, "")
     with Deployment(image, folder, postgres, redis_url=redis) as deployment:
         yield deployment
-
-
-def poll(fetch: Callable[[], T], until: Callable[[T], bool], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fetch()
-        if until(result):
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not reached within {timeout} s; last: {result!r}")
-        time.sleep(0.2)
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, (
-        f"{response.request.method} {response.request.url}: {response.status_code} {response.text}"
-    )
-    return response.json()
 
 
 def test_the_image_runs_as_a_non_root_user_with_labels(image: str) -> None:

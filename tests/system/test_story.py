@@ -4,43 +4,23 @@ ways a checkout is cancelled: out of stock, payment declined (stock released).""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from bazaar.runner.check import find_violations
 from bazaar.runner.platform import Platform
+from bazaar.testing.api import ok, poll
 from bazaar.testing.platform_broker import PLATFORM_BROKERS
 
 pytestmark = pytest.mark.system
 # The story holds on every broker the platform runs on.
 BROKERS = PLATFORM_BROKERS
 
-T = TypeVar("T")
 FINAL = {"paid", "cancelled"}
-
-
-def poll(fetch: Callable[[], T], until: Callable[[T], bool], timeout: float, what: str) -> T:
-    """Call `fetch` until `until(result)`; fail with the last result after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fetch()
-        if until(result):
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not reached within {timeout} s; last: {result!r}")
-        time.sleep(0.2)
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, (
-        f"{response.request.method} {response.request.url}: {response.status_code} {response.text}"
-    )
-    return response.json()
 
 
 def sign_up(api: httpx.Client) -> tuple[str, dict[str, str]]:
