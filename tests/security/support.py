@@ -8,16 +8,14 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import jwt
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bazaar.platform.flaskapp import SyncDatabase
@@ -26,8 +24,8 @@ from bazaar.runner.platform import Platform
 from bazaar.services.auth.domain import SigningKey
 from bazaar.services.auth.keys import Keyring
 from bazaar.services.auth.store import KeyRepository
+from bazaar.testing.api import ok
 
-T = TypeVar("T")
 PROBLEM_JSON = "application/problem+json"
 PASSWORD = "a long passphrase 42"
 
@@ -77,13 +75,6 @@ class Shopper:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, (
-        f"{response.request.method} {response.request.url}: {response.status_code} {response.text}"
-    )
-    return response.json()
-
-
 def sign_up(api: httpx.Client, password: str = PASSWORD) -> Shopper:
     email = f"shopper-{uuid.uuid4().hex[:12]}@example.com"
     body = ok(
@@ -109,23 +100,6 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert body["status"] == status and body["title"] and body["detail"]
     return body
-
-
-def poll(
-    fetch: Callable[[], T],
-    until: Callable[[T], bool],
-    timeout: float,
-    what: str,
-    interval: float = 0.2,
-) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fetch()
-        if until(result):
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not reached within {timeout} s; last: {result!r}")
-        time.sleep(interval)
 
 
 # --- tokens ------------------------------------------------------------------------------

@@ -15,13 +15,13 @@ import httpx
 import pytest
 
 from bazaar.runner.platform import Platform
+from bazaar.testing.api import ok
 
 from .support import (
     PASSWORD,
     Shopper,
     admin_headers,
     assert_problem,
-    ok,
     sign_up,
 )
 

@@ -18,14 +18,13 @@ import pytest
 
 from bazaar.runner.platform import Platform
 from bazaar.testing import free_port, redis_server
+from bazaar.testing.api import ok, poll
 
 from .support import (
     PASSWORD,
     SecurityPlatform,
     admin_headers,
     assert_problem,
-    ok,
-    poll,
     sign_up,
 )
 

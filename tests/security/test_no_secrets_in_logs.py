@@ -15,8 +15,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from bazaar.runner.demo import admin_login
+from bazaar.testing.api import ok, poll
 
-from .support import SecurityPlatform, assert_problem, ok, poll
+from .support import SecurityPlatform, assert_problem
 
 pytestmark = pytest.mark.system
 

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bazaar.services.auth.store import KeyRepository
+from bazaar.testing.api import ok, poll
 
 from .support import (
     PASSWORD,
@@ -32,8 +33,6 @@ from .support import (
     b64,
     b64_json,
     claims_of,
-    ok,
-    poll,
     sign,
     sign_up,
 )
