@@ -355,7 +355,22 @@ def _cluster_rows(cluster: dict[str, Any] | None) -> list[Row]:
         for i, name in enumerate(("embedded", "cluster"))
         if (rate := cluster[name].get("fixed_rate"))
     ]
-    return saturation + fixed
+    memory = cluster.get("cluster_rss_mib") or {}
+    started = (
+        [
+            (
+                "",
+                "cluster: ready after, RSS",
+                f"{_n(cluster.get('cluster_start_seconds'), 1)} s",
+                f"idle {_n(memory['idle']['total'])} MiB, after the runs "
+                f"{_n(memory['after']['total'])} MiB",
+                f"{len(memory['idle']) - 1} processes",
+            )
+        ]
+        if memory
+        else []
+    )
+    return saturation + fixed + started
 
 
 def _rabbitmq_checkout_rows(

@@ -32,7 +32,7 @@ from bazaar.runner.cluster import BENCH_SYNC_INTERVAL_VARIABLE
 from bazaar.runner.platform import Platform
 from bazaar.runner.ports import free_ports
 from bazaar.runner.topology import ClusterShape
-from bench import sides
+from bench import procfs, sides
 from bench.sizes import Sizes
 from bench.target import (
     AS_SHIPPED,
@@ -56,6 +56,8 @@ async def measure_cluster(embedded: Target, sizes: Sizes, say: Say) -> dict[str,
     say("  starting the cluster topology (PostgreSQL, 3 NATS nodes, Envoy, 2 replicas each)")
     rounds = _rounds(sizes)
     with cluster_platform(say) as (cluster, started_in):
+        await asyncio.sleep(sizes.settle_seconds)
+        idle = procfs.memory(cluster.pids)
         both = await sides.open_sides([("embedded", embedded), ("cluster", cluster)], sizes, rounds)
         try:
             await sides.alternate(both, sizes, rounds, say)
@@ -65,8 +67,10 @@ async def measure_cluster(embedded: Target, sizes: Sizes, say: Say) -> dict[str,
                 side.fixed_rate = await sides.fixed_rate(side, sizes, sizes.fixed_rate, seconds)
         finally:
             await sides.close(both)
+        after = procfs.memory(cluster.pids)
     result = sides.compare(both, rounds, "cluster", "embedded")
     result["cluster_start_seconds"] = round(started_in, 1)
+    result["cluster_rss_mib"] = {"idle": idle, "after": after}
     result["rate"] = sizes.fixed_rate
     return result
 
