@@ -238,8 +238,10 @@ def _cluster(front: Front) -> dict[str, Any]:
             "base_ejection_time": "3s",
             "max_ejection_percent": 50,
         },
-        # Never send to a replica known dead, even when it is one of two.
-        "common_lb_config": {"healthy_panic_threshold": {"value": 0}},
+        # Never send to a replica known dead while another one answers, even when it is
+        # one of two; but when none passes its check (all of them overloaded, their probes
+        # late), send to all rather than answer 503 "no healthy upstream" to every call.
+        "common_lb_config": {"healthy_panic_threshold": {"value": 1}},
     }
     if front.http2:
         options = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
