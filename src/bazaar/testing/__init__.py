@@ -5,6 +5,7 @@ from bazaar.testing.clock import FakeClock
 from bazaar.testing.databases import (
     DATABASE_BACKENDS,
     POSTGRES_URL_VARIABLE,
+    fresh_database,
     migrated_database,
     provisioned_database,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "NatsServer",
     "TokenMinter",
     "free_port",
+    "fresh_database",
     "jetstream",
     "migrated_database",
     "nats_server_binary",

@@ -53,6 +53,19 @@ async def provisioned_database(
         await server.close()
 
 
+@asynccontextmanager
+async def fresh_database(
+    backend: str, schema: Path | MetaData, folder: Path, name: str
+) -> AsyncIterator[Database]:
+    """`provisioned_database`'s database as a `Database`, disposed before it is dropped."""
+    async with provisioned_database(backend, schema, folder, name) as url:
+        database = Database(url)
+        try:
+            yield database
+        finally:
+            await database.dispose()
+
+
 async def _create_schema(schema: Path | MetaData, url: str) -> None:
     if isinstance(schema, Path):
         await asyncio.to_thread(migrate, schema, url)

@@ -17,15 +17,13 @@ from bazaar.platform.db import Database
 from bazaar.platform.events import Envelope, new_event
 from bazaar.platform.inbox import Inbox
 from bazaar.platform.messaging_tables import inbox, metadata
-from bazaar.testing import DATABASE_BACKENDS, provisioned_database
+from bazaar.testing import DATABASE_BACKENDS, fresh_database
 
 
 @pytest.fixture(params=DATABASE_BACKENDS)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    async with provisioned_database(request.param, metadata, tmp_path, "inbox") as url:
-        database = Database(url)
+    async with fresh_database(request.param, metadata, tmp_path, "inbox") as database:
         yield database
-        await database.dispose()
 
 
 async def _rows(db: Database) -> int:

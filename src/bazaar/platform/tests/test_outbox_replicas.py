@@ -23,17 +23,15 @@ from bazaar.platform.db import Database
 from bazaar.platform.events import EVENTS_STREAM, Envelope, new_event
 from bazaar.platform.messaging_tables import metadata
 from bazaar.platform.outbox import OutboxRelay, add_to_outbox
-from bazaar.testing import NatsServer, provisioned_database
+from bazaar.testing import NatsServer, fresh_database
 
 EVENTS = 600
 
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with provisioned_database("postgresql", metadata, tmp_path, "relays") as url:
-        database = Database(url)
+    async with fresh_database("postgresql", metadata, tmp_path, "relays") as database:
         yield database
-        await database.dispose()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from bazaar.services.cart.bootstrap import MIGRATIONS, build_app
 from bazaar.services.cart.pricing import Pricing
 from bazaar.services.cart.settings import CartSettings
 from bazaar.services.cart.tests.fakes import PRODUCTS, FakeCatalog
-from bazaar.testing import DATABASE_BACKENDS, TokenMinter, provisioned_database
+from bazaar.testing import DATABASE_BACKENDS, TokenMinter, fresh_database
 
 
 @pytest.fixture
@@ -39,10 +39,8 @@ def bus() -> Bus:
 @pytest.fixture(params=DATABASE_BACKENDS)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """Every database test runs on SQLite and on PostgreSQL."""
-    async with provisioned_database(request.param, MIGRATIONS, tmp_path, "cart") as url:
-        database = Database(url)
+    async with fresh_database(request.param, MIGRATIONS, tmp_path, "cart") as database:
         yield database
-        await database.dispose()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from bazaar.platform.db import Database
 from bazaar.services.catalog.bootstrap import MIGRATIONS, build_app
 from bazaar.services.catalog.settings import CatalogSettings
 from bazaar.services.catalog.tests.samples import DeadLetters, seed_products
-from bazaar.testing import DATABASE_BACKENDS, TokenMinter, provisioned_database
+from bazaar.testing import DATABASE_BACKENDS, TokenMinter, fresh_database
 
 BROKER = "catalog"  # memory://: each test (a loop of its own) gets an empty one
 
@@ -32,10 +32,8 @@ def customer(minter: TokenMinter) -> dict[str, str]:
 @pytest.fixture(params=DATABASE_BACKENDS)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """Every database test runs on SQLite and on PostgreSQL."""
-    async with provisioned_database(request.param, MIGRATIONS, tmp_path, "catalog") as url:
-        database = Database(url)
+    async with fresh_database(request.param, MIGRATIONS, tmp_path, "catalog") as database:
         yield database
-        await database.dispose()
 
 
 @pytest.fixture

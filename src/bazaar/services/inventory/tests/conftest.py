@@ -12,7 +12,7 @@ from bazaar.services.inventory.bootstrap import MIGRATIONS, InventoryProcess, bu
 from bazaar.services.inventory.domain import SeedStock
 from bazaar.services.inventory.settings import InventorySettings
 from bazaar.services.inventory.tests.support import Published
-from bazaar.testing import DATABASE_BACKENDS, provisioned_database
+from bazaar.testing import DATABASE_BACKENDS, fresh_database
 
 
 @pytest.fixture
@@ -25,10 +25,8 @@ def settings(tmp_path: Path) -> InventorySettings:
 @pytest.fixture(params=DATABASE_BACKENDS)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """Every database test runs on SQLite and on PostgreSQL."""
-    async with provisioned_database(request.param, MIGRATIONS, tmp_path, "inventory") as url:
-        database = Database(url)
+    async with fresh_database(request.param, MIGRATIONS, tmp_path, "inventory") as database:
         yield database
-        await database.dispose()
 
 
 @pytest.fixture

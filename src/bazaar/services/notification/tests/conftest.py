@@ -28,7 +28,7 @@ from bazaar.services.notification.bootstrap import MIGRATIONS, build_app
 from bazaar.services.notification.handlers import NotificationService
 from bazaar.services.notification.settings import NotificationSettings
 from bazaar.services.notification.store import mails_sent
-from bazaar.testing import DATABASE_BACKENDS, provisioned_database
+from bazaar.testing import DATABASE_BACKENDS, fresh_database
 
 
 def free_port() -> int:
@@ -69,10 +69,8 @@ class SmtpServer:
 @pytest.fixture(params=DATABASE_BACKENDS)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """Every database test runs on SQLite and on PostgreSQL."""
-    async with provisioned_database(request.param, MIGRATIONS, tmp_path, "notification") as url:
-        database = Database(url)
+    async with fresh_database(request.param, MIGRATIONS, tmp_path, "notification") as database:
         yield database
-        await database.dispose()
 
 
 @pytest.fixture

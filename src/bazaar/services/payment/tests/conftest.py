@@ -9,16 +9,14 @@ from bazaar.services.payment.bootstrap import MIGRATIONS, build_app
 from bazaar.services.payment.domain import ProcessorMode
 from bazaar.services.payment.settings import PaymentSettings
 from bazaar.services.payment.tests.fakes import HeldProcessor
-from bazaar.testing import DATABASE_BACKENDS, provisioned_database
+from bazaar.testing import DATABASE_BACKENDS, fresh_database
 
 
 @pytest.fixture(params=DATABASE_BACKENDS)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """Every database test runs on SQLite and on PostgreSQL."""
-    async with provisioned_database(request.param, MIGRATIONS, tmp_path, "payment") as url:
-        database = Database(url)
+    async with fresh_database(request.param, MIGRATIONS, tmp_path, "payment") as database:
         yield database
-        await database.dispose()
 
 
 @pytest.fixture
