@@ -26,9 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
-from bazaar.runner.cluster import BENCH_SYNC_INTERVAL_VARIABLE
+from bazaar.runner.cluster import BENCH_SYNC_INTERVAL_VARIABLE, drop_databases
 from bazaar.runner.platform import Platform
 from bazaar.runner.ports import free_ports
 from bazaar.runner.topology import ClusterShape
@@ -113,15 +111,5 @@ def cluster_platform(say: Say) -> Iterator[tuple[Target, float]]:
     finally:
         platform.stop(timeout=20)
         if server:
-            _drop_databases(server, prefix)
+            drop_databases(server, prefix)
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _drop_databases(server: str, prefix: str) -> None:
-    conninfo = server.replace("postgresql+asyncpg://", "postgresql://")
-    with psycopg.connect(conninfo, autocommit=True) as connection:
-        names = connection.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s", [f"{prefix}\\_%"]
-        ).fetchall()
-        for (name,) in names:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

