@@ -17,7 +17,6 @@ import pytest
 from bazaar.runner.platform import Platform, StartupError
 from bazaar.runner.ports import free_ports
 from bazaar.testing.platform_broker import PlatformBroker
-from bazaar.testing.rabbitmq import require_rabbitmq_server
 
 from .shop import Shopper, client, sign_up_many
 
@@ -43,11 +42,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="module")
 def broker(broker_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformBroker]:
     """The platform's broker: the nats-server the runner starts, or a RabbitMQ node."""
-    if broker_kind == "rabbitmq":
-        require_rabbitmq_server()
-    broker = PlatformBroker(broker_kind, tmp_path_factory.mktemp(broker_kind)).start()
-    yield broker
-    broker.close()
+    with PlatformBroker.running(broker_kind, tmp_path_factory.mktemp(broker_kind)) as broker:
+        yield broker
 
 
 UNTRACED = {"OTEL_SDK_DISABLED": "true"}

@@ -15,7 +15,6 @@ from bazaar.runner.platform import Platform, StartupError
 from bazaar.runner.ports import free_ports
 from bazaar.testing import require_program
 from bazaar.testing.platform_broker import PlatformBroker
-from bazaar.testing.rabbitmq import require_rabbitmq_server
 
 if TYPE_CHECKING:
     # Imported where they are used: only the browser tests load Playwright.
@@ -46,11 +45,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def broker(broker_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformBroker]:
     """The platform's broker: the nats-server the runner starts, or a RabbitMQ node."""
-    if broker_kind == "rabbitmq":
-        require_rabbitmq_server()
-    broker = PlatformBroker(broker_kind, tmp_path_factory.mktemp(broker_kind)).start()
-    yield broker
-    broker.close()
+    with PlatformBroker.running(broker_kind, tmp_path_factory.mktemp(broker_kind)) as broker:
+        yield broker
 
 
 @pytest.fixture(scope="session")

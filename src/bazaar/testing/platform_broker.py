@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bazaar.runner.platform import Platform
-from bazaar.testing.rabbitmq import RabbitMQServer
+from bazaar.testing.rabbitmq import RabbitMQServer, require_rabbitmq_server
 
 PLATFORM_BROKERS = ("nats", "rabbitmq")
 
@@ -23,6 +24,19 @@ class PlatformBroker:
         self.server = RabbitMQServer(folder) if kind == "rabbitmq" else None
         self.platform: Platform | None = None
         self._work: threading.Thread | None = None
+
+    @classmethod
+    @contextmanager
+    def running(cls, kind: str, folder: Path) -> Iterator[PlatformBroker]:
+        """A started broker of `kind`, closed after the block. RabbitMQ needs its server
+        installed (`require_rabbitmq_server`: skipped here, failed in CI)."""
+        if kind == "rabbitmq":
+            require_rabbitmq_server()
+        broker = cls(kind, folder).start()
+        try:
+            yield broker
+        finally:
+            broker.close()
 
     @property
     def env(self) -> dict[str, str]:
