@@ -104,8 +104,7 @@ async def measure(current: Target, revision: str, sizes: Sizes, say: Say) -> dic
     with started(folder, {**GENEROUS_LIMITS, **AS_SHIPPED}, say) as base:
         targets = [("current", current), ("baseline", base)]
         memory: dict[str, Any] = {"idle": {n: procfs.memory(t.pids) for n, t in targets}}
-        both = await sides.open_sides(targets, sizes, rounds)
-        try:
+        async with sides.opened(targets, sizes, rounds) as both:
             await sides.alternate(both, sizes, rounds, say)
             memory["after_saturation"] = {n: procfs.memory(t.pids) for n, t in targets}
             rate = round(max(1.0, statistics.median(both[0].paid_per_s) / 2), 1)
@@ -114,8 +113,6 @@ async def measure(current: Target, revision: str, sizes: Sizes, say: Say) -> dic
                 side.fixed_rate = await sides.fixed_rate(
                     side, sizes, rate, sizes.fixed_rate_seconds
                 )
-        finally:
-            await sides.close(both)
         say("  catalog reads through each gateway")
         read = await reads.measure({n: t.public_url + reads.PRODUCTS for n, t in targets}, sizes)
     result = sides.compare(both, rounds, "current", "baseline")

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,17 +41,21 @@ class Side:
     fixed_rate: dict[str, Any] = field(default_factory=dict)
 
 
-async def open_sides(targets: list[tuple[str, Target]], sizes: Sizes, rounds: Rounds) -> list[Side]:
+@asynccontextmanager
+async def opened(
+    targets: list[tuple[str, Target]], sizes: Sizes, rounds: Rounds
+) -> AsyncIterator[list[Side]]:
+    """A side per target, its shoppers signed up; their clients closed when done."""
     shop_sizes = replace(sizes, shoppers=rounds.shoppers)
-    return [
-        Side(name, await checkout.open_shop(target.public_url, shop_sizes), target.pids)
-        for name, target in targets
-    ]
-
-
-async def close(sides: list[Side]) -> None:
-    for side in sides:
-        await side.shop.http.aclose()
+    opened: list[Side] = []
+    try:
+        for name, target in targets:
+            store = await checkout.open_shop(target.public_url, shop_sizes)
+            opened.append(Side(name, store, target.pids))
+        yield opened
+    finally:
+        for side in opened:
+            await side.shop.http.aclose()
 
 
 async def alternate(sides: list[Side], sizes: Sizes, rounds: Rounds, say: Say) -> None:

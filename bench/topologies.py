@@ -56,15 +56,13 @@ async def measure_cluster(embedded: Target, sizes: Sizes, say: Say) -> dict[str,
     with cluster_platform(say) as (cluster, started_in):
         await asyncio.sleep(sizes.settle_seconds)
         idle = procfs.memory(cluster.pids)
-        both = await sides.open_sides([("embedded", embedded), ("cluster", cluster)], sizes, rounds)
-        try:
+        targets = [("embedded", embedded), ("cluster", cluster)]
+        async with sides.opened(targets, sizes, rounds) as both:
             await sides.alternate(both, sizes, rounds, say)
             for side in both:
                 seconds = sizes.topology_rate_seconds
                 say(f"  {side.name}: {sizes.fixed_rate:g} orders/s for {seconds:g} s")
                 side.fixed_rate = await sides.fixed_rate(side, sizes, sizes.fixed_rate, seconds)
-        finally:
-            await sides.close(both)
         after = procfs.memory(cluster.pids)
     result = sides.compare(both, rounds, "cluster", "embedded")
     result["cluster_start_seconds"] = round(started_in, 1)
@@ -77,11 +75,8 @@ async def measure_fsync(always: Target, sizes: Sizes, say: Say) -> dict[str, Any
     say("  starting a second platform, its NATS without sync_interval: always (bench only)")
     rounds = _rounds(sizes)
     with extra_platform(WITHOUT_FSYNC, say) as without:
-        both = await sides.open_sides([("always", always), ("default", without)], sizes, rounds)
-        try:
+        async with sides.opened([("always", always), ("default", without)], sizes, rounds) as both:
             await sides.alternate(both, sizes, rounds, say)
-        finally:
-            await sides.close(both)
     return sides.compare(both, rounds, "default", "always")
 
 

@@ -21,9 +21,6 @@ async def measure(on: Target, sizes: Sizes, say: Say) -> dict[str, Any]:
     rounds = sides.Rounds(sizes.tracing_rounds, sizes.tracing_orders, sizes.tracing_shoppers)
     say("  starting a second platform, tracing off")
     with extra_platform(TRACING_OFF, say) as off:
-        both = await sides.open_sides([("off", off), ("on", on)], sizes, rounds)
-        try:
+        async with sides.opened([("off", off), ("on", on)], sizes, rounds) as both:
             await sides.alternate(both, sizes, rounds, say)
-        finally:
-            await sides.close(both)
     return sides.compare(both, rounds, "on", "off")
