@@ -1,4 +1,5 @@
-"""Optional extras of dependencies stay out of the service processes (memory: README)."""
+"""Optional extras of dependencies stay out of the service processes (memory: README):
+redis, rich and pygments, and nats-py's websocket transport (aiohttp)."""
 
 from __future__ import annotations
 
@@ -55,3 +56,19 @@ def test_a_service_process_loads_no_redis_client_and_no_rich() -> None:
         """
     )
     assert out == "[] ResilientClient"
+
+
+def test_the_nats_transport_loads_no_aiohttp_and_aiohttp_still_imports_after() -> None:
+    out = run(
+        """
+        import sys
+        import bazaar.services.payment.bootstrap
+        from bazaar.platform.brokers import make_transport, open_dead_letters
+        make_transport("nats://127.0.0.1:4222", "payment")
+        open_dead_letters("nats://127.0.0.1:4222")
+        print("aiohttp" in sys.modules)
+        import aiohttp
+        print(aiohttp.ClientSession.__name__)
+        """
+    )
+    assert out.splitlines() == ["False", "ClientSession"]
