@@ -3,17 +3,7 @@ redis, rich and pygments, and nats-py's websocket transport (aiohttp)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
-
-def run(code: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+from bazaar.testing.interpreter import fresh_interpreter as run
 
 
 def test_a_hidden_module_cannot_be_imported_inside_the_block_and_can_after() -> None:

@@ -5,8 +5,6 @@ process that traces loads neither requests nor urllib3."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from bazaar.platform.otlp_http import HttpxTransport, client_cert, otlp_http_exporter, tls_verify
 from bazaar.runner.ports import free_ports
+from bazaar.testing.interpreter import fresh_interpreter
 
 
 @dataclass
@@ -147,12 +146,12 @@ def test_certificates_come_from_the_traces_variables_first() -> None:
 
 
 def test_a_tracing_service_process_loads_neither_requests_nor_urllib3() -> None:
-    script = (
-        "import sys\n"
-        "from bazaar.platform.telemetry import start_tracing\n"
-        "assert start_tracing('shop', {'OTEL_EXPORTER_OTLP_ENDPOINT': 'http://127.0.0.1:1'})\n"
-        "print(sorted(m for m in ('requests', 'urllib3') if m in sys.modules))\n"
+    loaded = fresh_interpreter(
+        """
+        import sys
+        from bazaar.platform.telemetry import start_tracing
+        assert start_tracing("shop", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"})
+        print(sorted(m for m in ("requests", "urllib3") if m in sys.modules))
+        """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert loaded == "[]"

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -33,6 +31,7 @@ from bazaar.platform.messaging_tables import metadata as messaging
 from bazaar.platform.messaging_tables import outbox
 from bazaar.platform.outbox import OutboxRelay, add_to_outbox
 from bazaar.platform.web import create_app
+from bazaar.testing.interpreter import fresh_interpreter
 
 ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
 
@@ -290,19 +289,18 @@ async def test_a_request_and_its_answer_are_one_trace(spans: InMemorySpanExporte
 
 def test_off_a_service_process_loads_neither_the_sdk_nor_an_instrumentation() -> None:
     """What a service does at start-up with tracing off, in a fresh interpreter."""
-    script = (
-        "import sys\n"
-        "from bazaar.platform.telemetry import start_tracing\n"
-        "from bazaar.platform.web import create_app\n"
-        "from bazaar.platform.db import Database\n"
-        "from bazaar.platform.grpc import create_channel\n"
-        "assert not start_tracing('shop', {'OTEL_SDK_DISABLED': 'true'})\n"
-        "create_app('shop'); Database('sqlite+aiosqlite:///:memory:')\n"
-        "create_channel('127.0.0.1:1')\n"
-        "loaded = [m for m in sys.modules if m.startswith(('opentelemetry.sdk',"
-        " 'opentelemetry.instrumentation', 'opentelemetry.exporter'))]\n"
-        "print(loaded)\n"
+    loaded = fresh_interpreter(
+        """
+        import sys
+        from bazaar.platform.telemetry import start_tracing
+        from bazaar.platform.web import create_app
+        from bazaar.platform.db import Database
+        from bazaar.platform.grpc import create_channel
+        assert not start_tracing("shop", {"OTEL_SDK_DISABLED": "true"})
+        create_app("shop"); Database("sqlite+aiosqlite:///:memory:")
+        create_channel("127.0.0.1:1")
+        prefixes = ("opentelemetry.sdk", "opentelemetry.instrumentation", "opentelemetry.exporter")
+        print([m for m in sys.modules if m.startswith(prefixes)])
+        """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert loaded == "[]"
