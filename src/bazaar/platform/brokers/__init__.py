@@ -11,6 +11,8 @@ package here), so a transport for them would be untested.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
 from bazaar.platform.brokers.base import (
     DeadLetter,
     DeadLetterNotFound,
@@ -76,14 +78,18 @@ def check_broker_url(url: str) -> str:
     return url
 
 
+def _without_websockets() -> AbstractContextManager[None]:
+    """While the NATS broker loads: nats-py imports aiohttp in case a server is reached
+    over websockets, which no URL offered here is (SCHEMES); without it every service
+    process but order's (whose clients use aiohttp) is 8 MiB smaller."""
+    return hidden("aiohttp")
+
+
 def make_transport(url: str, service: str) -> Transport:
     """The transport of the broker `url` names (imported only when chosen)."""
     scheme = scheme_of(check_broker_url(url))
     if scheme in ("nats", "tls"):
-        # nats-py imports aiohttp in case a server is reached over websockets, which no
-        # URL offered here is (SCHEMES); without it every service process but order's
-        # (whose clients use aiohttp) is 8 MiB smaller.
-        with hidden("aiohttp"):
+        with _without_websockets():
             from bazaar.platform.brokers.nats import NatsTransport
 
         return NatsTransport(url, service)
@@ -100,7 +106,7 @@ def open_dead_letters(url: str, *, timeout: float = 5.0) -> DeadLetterSession:
     """`async with open_dead_letters(url) as letters:` the dead letters of that broker."""
     scheme = scheme_of(check_broker_url(url))
     if scheme in ("nats", "tls"):
-        with hidden("aiohttp"):  # as in make_transport
+        with _without_websockets():
             from bazaar.platform.brokers.nats import NatsDeadLetters
 
         return NatsDeadLetters.connect(url, timeout=timeout)
