@@ -6,7 +6,9 @@
         spans = receiver.wait_for(lambda spans: ..., timeout=30)
 
 It decodes each export as `opentelemetry-proto`'s `ExportTraceServiceRequest`, and keeps
-every span with its resource's `service.name`."""
+every span with its resource's `service.name`. `requests` has the headers of every POST
+(names in lower case); `failures` lists answers (status, headers) to give the next POSTs
+instead of receiving them, for an exporter's retries."""
 
 from __future__ import annotations
 
@@ -41,6 +43,8 @@ class OtlpReceiver:
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
         self.exports = 0
+        self.requests: list[dict[str, str]] = []
+        self.failures: list[tuple[int, dict[str, str]]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -110,6 +114,17 @@ class OtlpReceiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver._lock:
+                    receiver.requests.append({k.lower(): v for k, v in self.headers.items()})
+                    failure = receiver.failures.pop(0) if receiver.failures else None
+                if failure is not None:
+                    status, headers = failure
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 status, answer = 200, ExportTraceServiceResponse().SerializeToString()

@@ -5,58 +5,23 @@ process that traces loads neither requests nor urllib3."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from bazaar.platform.otlp_http import HttpxTransport, client_cert, otlp_http_exporter, tls_verify
-from bazaar.runner.ports import free_ports
+from bazaar.testing import free_port
 from bazaar.testing.interpreter import fresh_interpreter
-
-
-@dataclass
-class Collector:
-    """An OTLP/HTTP endpoint: answers each POST with the next of `answers` (then 200)."""
-
-    url: str
-    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-    received: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+from bazaar.testing.otlp import OtlpReceiver
 
 
 @pytest.fixture
-def collector() -> Iterator[Collector]:
-    served = Collector("")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            served.received.append(
-                (self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-            )
-            status, headers = served.answers.pop(0) if served.answers else (200, {})
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    served.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield served
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as receiver:
+        yield receiver
 
 
 def finished_spans(*names: str) -> list[ReadableSpan]:
@@ -71,53 +36,43 @@ def finished_spans(*names: str) -> list[ReadableSpan]:
     return spans
 
 
-def exported_names(body: bytes) -> list[str]:
-    request = ExportTraceServiceRequest.FromString(body)
-    return [
-        span.name
-        for resource in request.resource_spans
-        for scope in resource.scope_spans
-        for span in scope.spans
-    ]
-
-
 def test_spans_reach_the_endpoint_as_otlp_protobuf_with_the_configured_headers(
-    collector: Collector, monkeypatch: pytest.MonkeyPatch
+    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The exporter reads its variables from the environment itself, as the SDK does.
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=bazaar")
     exporter = otlp_http_exporter({})
     try:
         assert exporter.export(finished_spans("checkout", "reserve")) is SpanExportResult.SUCCESS
     finally:
         exporter.shutdown()
-    [(path, headers, body)] = collector.received
-    assert path == "/v1/traces"
+    [headers] = receiver.requests  # at /v1/traces: the receiver answers 404 elsewhere
     assert headers["content-type"] == "application/x-protobuf"
     assert headers["x-tenant"] == "bazaar"
-    assert exported_names(body) == ["checkout", "reserve"]
+    assert [span.name for span in receiver.spans] == ["checkout", "reserve"]
 
 
 def test_the_exporter_retries_what_it_should_and_only_that(
-    collector: Collector, monkeypatch: pytest.MonkeyPatch
+    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{collector.url}/v1/traces")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{receiver.url}/v1/traces")
     exporter = otlp_http_exporter({})
     try:
-        collector.answers = [(503, {"Retry-After": "0"})]
+        receiver.failures = [(503, {"Retry-After": "0"})]
         assert exporter.export(finished_spans("first")) is SpanExportResult.SUCCESS
-        assert len(collector.received) == 2  # the 503, then the retry
+        assert len(receiver.requests) == 2  # the 503, then the retry
+        assert [span.name for span in receiver.spans] == ["first"]
 
-        collector.answers = [(400, {})]
+        receiver.failures = [(400, {})]
         assert exporter.export(finished_spans("refused")) is SpanExportResult.FAILURE
-        assert len(collector.received) == 3  # a 400 is not tried again
+        assert len(receiver.requests) == 3  # a 400 is not tried again
     finally:
         exporter.shutdown()
 
 
 def test_a_dead_endpoint_fails_the_batch_without_raising(monkeypatch: pytest.MonkeyPatch) -> None:
-    [port] = free_ports(1)
+    port = free_port()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1")
     exporter = otlp_http_exporter({})
