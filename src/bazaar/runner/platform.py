@@ -382,7 +382,7 @@ class Platform:
             ProcessSpec(
                 name="nats",
                 command=[nats_binary(), "-c", str(config)],
-                env=self.env,
+                env=cluster.nats_environment(self.env),
                 log_path=self.home.log("nats"),
                 probe=lambda: http_ok(monitor),
                 ports=nats,
@@ -531,7 +531,7 @@ class Platform:
         return ProcessSpec(
             name=name,
             command=[nats_binary(), "-c", str(config)],
-            env=self.env,
+            env=cluster.nats_environment(self.env),
             log_path=self.home.log(name),
             probe=lambda: http_ok(monitor),
             ports=ports,

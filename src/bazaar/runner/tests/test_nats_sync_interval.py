@@ -1,5 +1,6 @@
 """The NATS configuration fsyncs before every ack; only the bench's measurement-only
-variable changes that (bench/topologies.py, the fsync section)."""
+variable changes that (bench/topologies.py, the fsync section). And the runner's
+nats-server gets GOGC=50 (`cluster.NATS_GOGC`)."""
 
 from pathlib import Path
 
@@ -28,3 +29,8 @@ def test_the_bench_variable_writes_the_config_without_it(tmp_path: Path) -> None
 def test_a_bad_bench_interval_is_refused() -> None:
     with pytest.raises(cluster.ClusterError, match="BAZAAR_BENCH_NATS_SYNC_INTERVAL"):
         cluster.sync_interval({cluster.BENCH_SYNC_INTERVAL_VARIABLE: "2m; evil: 1"})
+
+
+def test_nats_collects_its_heap_sooner_unless_told_otherwise() -> None:
+    assert cluster.nats_environment({"PATH": "/bin"}) == {"PATH": "/bin", "GOGC": "50"}
+    assert cluster.nats_environment({"GOGC": "200"})["GOGC"] == "200"

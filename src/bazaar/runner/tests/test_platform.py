@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bazaar.runner import cluster
 from bazaar.runner.platform import AlreadyRunning, Platform, StartupError
 from bazaar.runner.ports import PortInUse, free_ports
 from bazaar.runner.state import read_state
@@ -67,6 +68,12 @@ def test_everything_runs_ready_and_wired(platform: Platform) -> None:
     inventory = fetch_json(f"http://127.0.0.1:{platform.ports['inventory']['ops']}/env")
     assert inventory["BAZAAR_PORT"] == str(platform.ports["inventory"]["grpc"])
     assert inventory["BAZAAR_OPS_PORT"] == str(platform.ports["inventory"]["ops"])
+
+
+def test_nats_server_runs_with_the_runners_gc_target(platform: Platform) -> None:
+    nats = platform.pids["nats"]
+    environ = Path(f"/proc/{nats}/environ").read_bytes().split(b"\0")
+    assert f"GOGC={os.environ.get('GOGC', cluster.NATS_GOGC)}".encode() in environ
 
 
 def test_every_port_is_distinct(platform: Platform) -> None:
