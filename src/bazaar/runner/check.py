@@ -29,6 +29,8 @@ What it reports (`Violation.kind`):
   was created.
 - unpublished_outbox: an outbox row unpublished 30 s after it was written, in any service
   database that has an outbox.
+- unsent_mail: a mail queued (mails_sent, sent_at NULL) and still unsent 60 s after it was
+  queued: the SMTP server refuses it, or the sender is stuck.
 - duplicate_mail: two mails_sent rows for one (order_id, kind) (a unique constraint should
   make it impossible); in the maildir (`<home>/mail`), two delivered mails with one
   Message-ID, or with one subject to one address.
@@ -72,6 +74,7 @@ from bazaar.runner.invariants import (
     OrderFact,
     OutboxFact,
     PaymentFact,
+    QueuedMail,
     ReservedLine,
     StockLevel,
     Violation,
@@ -82,6 +85,8 @@ __all__ = ["NothingToCheck", "Report", "Violation", "find_violations", "inspect_
 
 PENDING_DEADLINE_SECONDS = 120.0
 OUTBOX_DEADLINE_SECONDS = 30.0
+# The sender retries a refused mail with backoff: a minute covers a short SMTP outage.
+MAIL_DEADLINE_SECONDS = 60.0
 # Saga order first (see the module's docstring), then whoever else has an outbox or inbox.
 _SAGA_ORDER = ("order", "payment", "inventory", "notification")
 DATABASE_SERVICES: tuple[str, ...] = tuple(
@@ -136,6 +141,7 @@ def inspect_platform(
     pending_deadline_seconds: float = PENDING_DEADLINE_SECONDS,
     urls: Mapping[str, str] | None = None,
     outbox_deadline_seconds: float = OUTBOX_DEADLINE_SECONDS,
+    mail_deadline_seconds: float = MAIL_DEADLINE_SECONDS,
     now: datetime | None = None,
 ) -> Report:
     """The violations and what was checked, for `bazaar check`'s summary."""
@@ -161,7 +167,12 @@ def inspect_platform(
         facts.mails = read_maildir(maildir)
     now = now or datetime.now(UTC)
     report.violations = invariants.ordered(
-        facts.violations(now, pending_deadline_seconds, outbox_deadline_seconds)
+        facts.violations(
+            now,
+            pending_deadline=pending_deadline_seconds,
+            outbox_deadline=outbox_deadline_seconds,
+            mail_deadline=mail_deadline_seconds,
+        )
     )
     report.orders = Counter(order.status for order in facts.orders)
     report.products = len(facts.inventory.stock) if facts.inventory else 0
@@ -177,6 +188,7 @@ class _Facts:
     payments: list[PaymentFact] | None = None
     inventory: Inventory | None = None
     unpublished: list[OutboxFact] = field(default_factory=list)
+    unsent: list[QueuedMail] = field(default_factory=list)
     duplicates: list[Violation] = field(default_factory=list)
     mails: list[DeliveredMail] | None = None
 
@@ -193,6 +205,7 @@ class _Facts:
                 "notification mails_sent",
                 count_keys(connection, t.mails_sent.c.order_id, t.mails_sent.c.kind),
             )
+            self.unsent = read_unsent(connection)
         if _has(connection, t.outbox.name):
             self.unpublished += read_unpublished(connection, service)
         if _has(connection, t.inbox.name):
@@ -203,7 +216,12 @@ class _Facts:
             )
 
     def violations(
-        self, now: datetime, pending_deadline: float, outbox_deadline: float
+        self,
+        now: datetime,
+        *,
+        pending_deadline: float,
+        outbox_deadline: float,
+        mail_deadline: float,
     ) -> list[Violation]:
         found = list(self.duplicates)
         if self.inventory is not None:
@@ -212,6 +230,7 @@ class _Facts:
             self.orders, self.inventory, self.payments, now, pending_deadline
         )
         found += invariants.outbox_violations(self.unpublished, now, outbox_deadline)
+        found += invariants.mail_violations(self.unsent, now, mail_deadline)
         if self.mails is not None:
             found += invariants.maildir_violations(self.mails)
         return found
@@ -312,6 +331,20 @@ def read_unpublished(connection: Connection, service: str) -> list[OutboxFact]:
         select(o.seq, o.event_type, o.created_at).where(o.published_at.is_(None))
     )
     return [OutboxFact(service, *row) for row in rows]
+
+
+def read_unsent(connection: Connection) -> list[QueuedMail]:
+    """The queued mails not sent yet; none from a database older than the mail queue."""
+    columns = {column["name"] for column in inspect(connection).get_columns("mails_sent")}
+    if "queued_at" not in columns:
+        return []
+    m = t.mails_sent.c
+    rows = connection.execute(
+        select(m.event_id, m.order_id, m.kind, m.attempts, m.queued_at).where(
+            m.sent_at.is_(None), m.queued_at.is_not(None)
+        )
+    )
+    return [QueuedMail(*row) for row in rows]
 
 
 def count_keys(connection: Connection, *columns: Any) -> dict[tuple[str, ...], int]:

@@ -10,7 +10,7 @@ that renames or drops one of them breaks the checker's tests, which is the point
                   stock_adjustments  request_id, product_id, delta
     order         orders             id, status, total_cents, created_at, saga_step
     payment       payments           payment_id, order_id, amount_cents, status
-    notification  mails_sent         order_id, kind
+    notification  mails_sent         event_id, order_id, kind, attempts, queued_at, sent_at
     any service   outbox             seq, event_type, created_at, published_at
     any service   inbox              consumer, event_id
 
@@ -82,6 +82,9 @@ mails_sent = Table(
     Column("event_id", String, primary_key=True),
     Column("order_id", String),
     Column("kind", String),  # confirmation | cancellation
+    Column("attempts", Integer),
+    Column("queued_at", UtcDateTime()),  # NULL only on mails sent before the queue existed
+    Column("sent_at", UtcDateTime()),  # NULL while queued
 )
 
 # What each service's database must hold for its checks; outbox and inbox are optional.

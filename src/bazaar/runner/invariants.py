@@ -18,6 +18,7 @@ PAID_WITHOUT_COMMIT = "paid_without_commit"
 CANCELLED_NOT_RELEASED = "cancelled_not_released"
 STUCK_PENDING = "stuck_pending"
 UNPUBLISHED_OUTBOX = "unpublished_outbox"
+UNSENT_MAIL = "unsent_mail"
 DUPLICATE_MAIL = "duplicate_mail"
 EVENT_APPLIED_TWICE = "event_applied_twice"
 KINDS = (
@@ -29,6 +30,7 @@ KINDS = (
     CANCELLED_NOT_RELEASED,
     STUCK_PENDING,
     UNPUBLISHED_OUTBOX,
+    UNSENT_MAIL,
     DUPLICATE_MAIL,
     EVENT_APPLIED_TWICE,
 )
@@ -94,6 +96,17 @@ class OutboxFact:
     seq: int
     event_type: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class QueuedMail:
+    """A mail notification queued and not sent yet (mails_sent with no sent_at)."""
+
+    event_id: str
+    order_id: str
+    kind: str
+    attempts: int
+    queued_at: datetime
 
 
 @dataclass(frozen=True)
@@ -276,6 +289,26 @@ def outbox_violations(
                     UNPUBLISHED_OUTBOX,
                     f"{row.service} outbox #{row.seq}",
                     f"{row.event_type} unpublished for {age:.0f} s",
+                )
+            )
+    return found
+
+
+def mail_violations(
+    unsent: Iterable[QueuedMail], now: datetime, max_age_seconds: float
+) -> list[Violation]:
+    """Mails still unsent `max_age_seconds` after they were queued: the SMTP server has
+    been refusing them (or the sender is stuck), and the customer is still waiting."""
+    found = []
+    for mail in unsent:
+        age = (now - mail.queued_at).total_seconds()
+        if age > max_age_seconds:
+            found.append(
+                Violation(
+                    UNSENT_MAIL,
+                    f"{mail.order_id} / {mail.kind}",
+                    f"queued {age:.0f} s ago, unsent after {mail.attempts} attempt(s)"
+                    f" (event {mail.event_id})",
                 )
             )
     return found

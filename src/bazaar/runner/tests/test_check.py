@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from bazaar.runner import cli
 from bazaar.runner.check import NothingToCheck, Violation, find_violations, inspect_platform
-from bazaar.runner.tests.shop_data import SERVICES_DIR, Shop, copy_home, migrated_home
+from bazaar.runner.tests.shop_data import SERVICES_DIR, Shop, copy_home, migrated_home, stamp
 from bazaar.testing import provisioned_database
 
 
@@ -154,6 +154,17 @@ BROKEN: dict[str, tuple[Break, str, str, set[str]]] = {
         lambda s: s.outbox("inventory", "e-late", age=45, published=False),
         "unpublished_outbox",
         "inventory outbox #1",
+        set(),
+    ),
+    "a mail unsent for two minutes": (
+        lambda s: s.sql(
+            "notification",
+            "UPDATE mails_sent SET sent_at = NULL, attempts = 3, queued_at = ? "
+            "WHERE order_id = 'o-declined'",
+            stamp(120),
+        ),
+        "unsent_mail",
+        "o-declined / cancellation",
         set(),
     ),
     "two mails recorded for one order": (

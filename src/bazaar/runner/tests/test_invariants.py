@@ -9,6 +9,7 @@ from bazaar.runner.invariants import (
     OrderFact,
     OutboxFact,
     PaymentFact,
+    QueuedMail,
     ReservedLine,
     StockLevel,
     Violation,
@@ -66,6 +67,16 @@ def test_outbox_rows_are_late_only_past_the_limit() -> None:
         OutboxFact("order", 2, "order.paid", NOW - timedelta(seconds=31)),
     ]
     assert [v.subject for v in rules.outbox_violations(rows, NOW, 30)] == ["order outbox #2"]
+
+
+def test_queued_mails_are_late_only_past_the_limit() -> None:
+    mails = [
+        QueuedMail("e-1", "o-1", "confirmation", 0, NOW - timedelta(seconds=59)),
+        QueuedMail("e-2", "o-2", "cancellation", 4, NOW - timedelta(seconds=61)),
+    ]
+    [late] = rules.mail_violations(mails, NOW, 60)
+    assert late.subject == "o-2 / cancellation"
+    assert "4 attempt(s)" in late.detail and "e-2" in late.detail
 
 
 def test_one_mail_delivered_twice_is_one_violation_and_different_subjects_are_none() -> None:
