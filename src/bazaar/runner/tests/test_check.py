@@ -156,12 +156,12 @@ BROKEN: dict[str, tuple[Break, str, str, set[str]]] = {
         "inventory outbox #1",
         set(),
     ),
-    "a mail unsent for two minutes": (
+    "a mail unsent for five minutes": (
         lambda s: s.sql(
             "notification",
             "UPDATE mails_sent SET sent_at = NULL, attempts = 3, queued_at = ? "
             "WHERE order_id = 'o-declined'",
-            stamp(120),
+            stamp(300),
         ),
         "unsent_mail",
         "o-declined / cancellation",
