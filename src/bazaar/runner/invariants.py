@@ -221,18 +221,16 @@ def order_violations(
                         "not refunded",
                     )
                 )
-        else:
-            age = (now - order.created_at).total_seconds()
-            if age > pending_deadline_seconds:
-                step = f" at saga step {order.saga_step}" if order.saga_step else ""
-                found.append(
-                    Violation(
-                        STUCK_PENDING,
-                        order.id,
-                        f"{order.status} for {age:.0f} s{step} "
-                        f"(deadline {pending_deadline_seconds:g} s)",
-                    )
+        elif (age := _overdue(order.created_at, now, pending_deadline_seconds)) is not None:
+            step = f" at saga step {order.saga_step}" if order.saga_step else ""
+            found.append(
+                Violation(
+                    STUCK_PENDING,
+                    order.id,
+                    f"{order.status} for {age:.0f} s{step} "
+                    f"(deadline {pending_deadline_seconds:g} s)",
                 )
+            )
     return found
 
 
@@ -280,18 +278,15 @@ def _payments_by_order(payments: Iterable[PaymentFact]) -> dict[str, list[Paymen
 def outbox_violations(
     unpublished: Iterable[OutboxFact], now: datetime, max_age_seconds: float
 ) -> list[Violation]:
-    found = []
-    for row in unpublished:
-        age = (now - row.created_at).total_seconds()
-        if age > max_age_seconds:
-            found.append(
-                Violation(
-                    UNPUBLISHED_OUTBOX,
-                    f"{row.service} outbox #{row.seq}",
-                    f"{row.event_type} unpublished for {age:.0f} s",
-                )
-            )
-    return found
+    return [
+        Violation(
+            UNPUBLISHED_OUTBOX,
+            f"{row.service} outbox #{row.seq}",
+            f"{row.event_type} unpublished for {age:.0f} s",
+        )
+        for row in unpublished
+        if (age := _overdue(row.created_at, now, max_age_seconds)) is not None
+    ]
 
 
 def mail_violations(
@@ -299,19 +294,22 @@ def mail_violations(
 ) -> list[Violation]:
     """Mails still unsent `max_age_seconds` after they were queued: the SMTP server has
     been refusing them (or the sender is stuck), and the customer is still waiting."""
-    found = []
-    for mail in unsent:
-        age = (now - mail.queued_at).total_seconds()
-        if age > max_age_seconds:
-            found.append(
-                Violation(
-                    UNSENT_MAIL,
-                    f"{mail.order_id} / {mail.kind}",
-                    f"queued {age:.0f} s ago, unsent after {mail.attempts} attempt(s)"
-                    f" (event {mail.event_id})",
-                )
-            )
-    return found
+    return [
+        Violation(
+            UNSENT_MAIL,
+            f"{mail.order_id} / {mail.kind}",
+            f"queued {age:.0f} s ago, unsent after {mail.attempts} attempt(s)"
+            f" (event {mail.event_id})",
+        )
+        for mail in unsent
+        if (age := _overdue(mail.queued_at, now, max_age_seconds)) is not None
+    ]
+
+
+def _overdue(since: datetime, now: datetime, max_age_seconds: float) -> float | None:
+    """Seconds from `since` to `now`, if more than `max_age_seconds`; else None."""
+    age = (now - since).total_seconds()
+    return age if age > max_age_seconds else None
 
 
 def duplicate_key_violations(
