@@ -5,6 +5,7 @@ a failure in CI (CI=true), where `.ci/run` installs and starts them."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -23,12 +24,44 @@ if TYPE_CHECKING:
     from bazaar.platform.bus import Bus
 
 REDIS_URL_VARIABLE = "BAZAAR_TEST_REDIS_URL"
+# Test servers listen below the kernel's ephemeral range (from which it picks clients'
+# source ports) and above the well-known services'.
+LOWEST_TEST_PORT = 10_000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_ports = random.Random()
+_handed_out: set[int] = set()
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free now, never handed out before in this process, and below the
+    ephemeral range. A client that keeps connecting to a port in that range while its
+    server restarts can be given the very same port as its own source port: a TCP
+    self-connect, which then holds the port against the server's bind (seen in CI: a
+    RabbitMQ node failing to restart on its port)."""
+    below = _ephemeral_start()
+    if below <= LOWEST_TEST_PORT:  # the whole range is ephemeral: let the kernel pick
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    for _ in range(1000):
+        port = _ports.randrange(LOWEST_TEST_PORT, below)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port between {LOWEST_TEST_PORT} and {below}")
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
 
 
 def nats_server_binary() -> str:
